@@ -1,0 +1,95 @@
+"""`pushpull-server`: run the mini-server; Ctrl+C / SIGTERM ends every stream and exits 0."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import socket
+import sys
+from collections.abc import Sequence
+from types import FrameType
+
+import uvicorn
+
+from server.app import create_app
+from server.cli import UsageError, parse_settings
+from server.runtime import Runtime
+from server.settings import Settings
+
+__all__ = ["main"]
+
+MAX_FRAME_BYTES = 64 * 1024
+"""A WebSocket frame over this closes the socket with 1009."""
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, told to finish our streams first on a signal, and not to re-raise it afterwards."""
+
+    def __init__(self, config: uvicorn.Config, runtime: Runtime) -> None:
+        super().__init__(config)
+        self.runtime = runtime
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        self.loop = asyncio.get_running_loop()
+        await super().serve(sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.should_exit:
+            self.force_exit = True
+        self.should_exit = True
+        if self.loop is not None:
+            self.loop.call_soon_threadsafe(self.runtime.hub.close)
+
+
+def bind(settings: Settings) -> socket.socket:
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((settings.host, settings.port))
+    except OSError as exc:
+        sock.close()
+        reason = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+        raise UsageError(f"cannot listen on {settings.host}:{settings.port}: {reason}") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    try:
+        settings = parse_settings(argv)
+        sock = bind(settings)
+    except UsageError as exc:
+        print(f"pushpull-server: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    try:
+        app = create_app(settings)
+    except ValueError as exc:
+        print(f"pushpull-server: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=settings.access_log,
+        ws_max_size=MAX_FRAME_BYTES,
+        timeout_graceful_shutdown=3,
+        lifespan="on",
+    )
+    server = _Server(config, app.state.runtime)
+    host, port = sock.getsockname()[:2]
+    shown_host = f"[{host}]" if ":" in host else host
+    print(
+        f"pushpull-server listening on http://{shown_host}:{port} "
+        f"(broker {settings.broker}, {len(settings.symbols)} symbols, {settings.tick_rate:g} ticks/s each)",
+        flush=True,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run(sockets=[sock])
+    raise SystemExit(0 if server.started else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,229 @@
+"""Command-line parsing for `pushpull-server`: every flag also read from `PUSHPULL_<FLAG>`."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+from server import __version__
+from server.feed import OPENING_PRICES
+from server.settings import Settings
+
+__all__ = ["UsageError", "parse_settings"]
+
+
+class UsageError(Exception):
+    """A bad flag or env var: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise ValueError(text)
+    return value
+
+
+def _rate(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 10_000:
+        raise ValueError(text)
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 3600:
+        raise ValueError(text)
+    return value
+
+
+def _symbols(text: str) -> tuple[str, ...]:
+    names = tuple(s.strip().upper() for s in text.split(",") if s.strip())
+    if not names or any(not s.replace("-", "").replace("&", "").isalnum() or len(s) > 32 for s in names):
+        raise ValueError(text)
+    return tuple(dict.fromkeys(names))
+
+
+def _broker(text: str) -> str:
+    if text != "memory" and not text.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError(text)
+    return text
+
+
+def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    return ipaddress.ip_network(text, strict=False)
+
+
+def _origin(text: str) -> str:
+    if text != "*" and not text.startswith(("http://", "https://")):
+        raise ValueError(text)
+    return text.rstrip("/")
+
+
+def _typed(name: str, convert: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            return convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid {name}: {text!r}") from None
+
+    parse.__name__ = name
+    return parse
+
+
+OPTIONS: list[tuple[str, dict[str, Any]]] = [
+    ("--host", {"default": "127.0.0.1", "help": "address to listen on (default 127.0.0.1)"}),
+    ("--port", {"type": _typed("port", _port), "default": 8000, "help": "port; 0 picks a free one (default 8000)"}),
+    (
+        "--symbols",
+        {
+            "type": _typed("symbol list", _symbols),
+            "default": tuple(OPENING_PRICES),
+            "help": "comma-separated symbols to publish (default RELIANCE,TCS,INFY,HDFCBANK,ICICIBANK,SBIN)",
+        },
+    ),
+    (
+        "--tick-rate",
+        {
+            "type": _typed("tick rate", _rate),
+            "default": 2.0,
+            "help": "mean simulated ticks per second per symbol, Poisson arrivals; 0 = off (default 2)",
+        },
+    ),
+    ("--seed", {"type": _typed("seed", int), "default": None, "help": "seed for a reproducible feed"}),
+    ("--no-feed", {"action": "store_true", "help": "no simulator: only POST /api/publish makes ticks"}),
+    (
+        "--broker",
+        {"type": _typed("broker", _broker), "default": "memory", "help": "memory (default) or redis://HOST:PORT/DB"},
+    ),
+    ("--publish-token", {"default": None, "help": "bearer token for POST /api/publish (unset: publishing is off)"}),
+    (
+        "--history",
+        {
+            "type": _typed("history size", _positive_int),
+            "default": 1000,
+            "help": "ticks kept per symbol for resume (default 1000)",
+        },
+    ),
+    (
+        "--webhook-allow",
+        {
+            "type": _typed("CIDR", _network),
+            "nargs": "+",
+            "action": "extend",
+            "default": None,
+            "help": "networks webhook targets may resolve into, besides loopback",
+        },
+    ),
+    (
+        "--cors",
+        {
+            "type": _typed("origin", _origin),
+            "nargs": "+",
+            "action": "extend",
+            "default": None,
+            "help": "web origins allowed to subscribe from a browser",
+        },
+    ),
+    (
+        "--heartbeat",
+        {
+            "type": _typed("seconds", _seconds),
+            "default": 15.0,
+            "help": "seconds between SSE keep-alive comments (default 15)",
+        },
+    ),
+    (
+        "--max-connections",
+        {
+            "type": _typed("count", _positive_int),
+            "default": 20_000,
+            "help": "open streams (SSE, WebSocket, held long polls) before 503 (default 20000)",
+        },
+    ),
+    (
+        "--ws-max-lag",
+        {
+            "type": _typed("count", _positive_int),
+            "default": None,
+            "help": "ticks a stalled WebSocket client may fall behind before it is closed "
+            "with 1008 (default: half of --history)",
+        },
+    ),
+    ("--access-log", {"action": "store_true", "help": "log every request (slows fan-out)"}),
+]
+
+
+def _env_name(flag: str) -> str:
+    return "PUSHPULL_" + flag.removeprefix("--").replace("-", "_").upper()
+
+
+def _env_default(flag: str, spec: dict[str, Any], environ: dict[str, str]) -> Any:
+    raw = environ.get(_env_name(flag))
+    if raw is None or raw == "":
+        return spec.get("default")
+    if spec.get("action") == "store_true":
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise UsageError(f"{_env_name(flag)}: expected true or false, got {raw!r}")
+    convert = spec.get("type", str)
+    try:
+        if spec.get("nargs") == "+":
+            return [convert(part) for part in raw.replace(",", " ").split()]
+        return convert(raw)
+    except argparse.ArgumentTypeError as exc:
+        raise UsageError(f"{_env_name(flag)}: {exc}") from None
+
+
+def build_parser(environ: dict[str, str]) -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="pushpull-server",
+        description="The pushpull mini-server: simulated NSE ticks by poll, long poll, SSE and WebSocket.",
+        epilog="Every flag can also be set as an env var, e.g. PUSHPULL_TICK_RATE=5 or PUSHPULL_NO_FEED=1.",
+    )
+    parser.add_argument("--version", action="version", version=f"pushpull-server {__version__}")
+    for flag, spec in OPTIONS:
+        parser.add_argument(flag, **{**spec, "default": _env_default(flag, spec, environ)})
+    return parser
+
+
+def parse_settings(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None) -> Settings:
+    environ = dict(os.environ) if environ is None else environ
+    args = build_parser(environ).parse_args(list(sys.argv[1:] if argv is None else argv))
+    history: int = args.history
+    if args.ws_max_lag is not None and args.ws_max_lag >= history:
+        raise UsageError(f"--ws-max-lag ({args.ws_max_lag}) must be below --history ({history})")
+    return Settings(
+        host=args.host,
+        port=args.port,
+        symbols=tuple(args.symbols),
+        tick_rate=0.0 if args.no_feed else args.tick_rate,
+        seed=args.seed,
+        broker=args.broker,
+        publish_token=args.publish_token or None,
+        history=history,
+        webhook_allow=tuple(args.webhook_allow or ()),
+        cors=tuple(args.cors or ()),
+        heartbeat=args.heartbeat,
+        max_connections=args.max_connections,
+        ws_max_lag=args.ws_max_lag or 0,
+        access_log=args.access_log,
+    )

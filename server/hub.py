@@ -1,0 +1,160 @@
+"""The per-process fan-out: a ring of pre-encoded ticks per symbol, and the streams reading it.
+
+Why this shape: a tick is encoded once per transport when it arrives, and every subscriber is
+handed the same bytes. Subscribers keep no queue of their own; each keeps a cursor (a `seq`)
+into its symbol's ring, and sleeps on a future that a new tick resolves. A slow subscriber's
+"queue" is just the distance between its cursor and the head, bounded by the ring.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from server.schema import Tick, encode_json
+
+__all__ = ["Entry", "Hub", "Listener", "Topic", "UnknownSymbol"]
+
+
+class UnknownSymbol(KeyError):
+    """Raised for a symbol the server does not publish."""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One tick with its encodings, shared by every subscriber."""
+
+    tick: Tick
+    json: bytes
+    """The tick as compact JSON (poll, long poll, webhooks)."""
+    sse: bytes
+    """A complete `text/event-stream` event with `id: <epoch>:<seq>`."""
+    ws: str
+    """A `{"type": "tick", ...}` WebSocket text frame."""
+
+    @property
+    def seq(self) -> int:
+        return self.tick.seq
+
+    @classmethod
+    def encode(cls, tick: Tick) -> Entry:
+        body = encode_json(tick.model_dump())
+        sse = b"id: %s:%d\nevent: tick\ndata: %s\n\n" % (tick.epoch.encode(), tick.seq, body)
+        ws = '{"type":"tick",' + body[1:].decode()
+        return cls(tick=tick, json=body, sse=sse, ws=ws)
+
+
+class Listener:
+    """Something that sleeps until a topic it follows has news (a stream, a held long poll)."""
+
+    __slots__ = ("_waiter",)
+
+    def __init__(self) -> None:
+        self._waiter: asyncio.Future[None] | None = None
+
+    def wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def sleep(self, timeout: float | None = None) -> None:
+        """Wait for `wake()` (or the timeout). Callers re-check their topics afterwards."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiter = waiter
+        try:
+            if timeout is None:
+                await waiter
+            else:
+                await asyncio.wait_for(waiter, timeout)
+        except TimeoutError:
+            pass
+        finally:
+            self._waiter = None
+
+
+class Topic:
+    """One symbol: the last `capacity` ticks and the listeners to wake when one arrives."""
+
+    def __init__(self, symbol: str, capacity: int) -> None:
+        self.symbol = symbol
+        self.ring: deque[Entry] = deque(maxlen=capacity)
+        self.listeners: set[Listener] = set()
+
+    @property
+    def latest(self) -> Entry | None:
+        return self.ring[-1] if self.ring else None
+
+    @property
+    def head_seq(self) -> int:
+        return self.ring[-1].seq if self.ring else 0
+
+    def append(self, entry: Entry) -> None:
+        self.ring.append(entry)
+        for listener in self.listeners:
+            listener.wake()
+
+    def after(self, seq: int) -> list[Entry] | None:
+        """Every entry newer than `seq`, oldest first; None when the ring cannot say (a gap).
+
+        A gap is a cursor older than the ring holds, or ahead of its head.
+        """
+        ring = self.ring
+        if not ring:
+            return None if seq > 0 else []
+        head = ring[-1].seq
+        missing = head - seq
+        if missing == 0:
+            return []
+        if missing < 0 or missing > len(ring):
+            return None
+        if missing == 1:
+            return [ring[-1]]
+        return [ring[i] for i in range(-missing, 0)]
+
+    def clear(self) -> None:
+        self.ring.clear()
+
+
+class Hub:
+    """All topics of this process, the current epoch, and the lifecycle of its streams."""
+
+    def __init__(self, symbols: Iterable[str], capacity: int) -> None:
+        self.topics: dict[str, Topic] = {s: Topic(s, capacity) for s in symbols}
+        self.epoch = ""
+        self.closing = False
+        self.heartbeats: set[Listener] = set()
+        """Listeners woken on every heartbeat period (SSE streams send a comment)."""
+
+    def topic(self, symbol: str) -> Topic:
+        try:
+            return self.topics[symbol]
+        except KeyError:
+            raise UnknownSymbol(symbol) from None
+
+    def deliver(self, tick: Tick) -> Entry:
+        """Take a tick from the broker: encode it once, store it, wake its listeners."""
+        if tick.epoch != self.epoch:
+            self.reset_epoch(tick.epoch)
+        entry = Entry.encode(tick)
+        self.topic(tick.symbol).append(entry)
+        return entry
+
+    def reset_epoch(self, epoch: str) -> None:
+        """The history that `seq` counts in was lost: forget it; cursors now resolve to gaps."""
+        self.epoch = epoch
+        for topic in self.topics.values():
+            topic.clear()
+
+    def beat(self) -> None:
+        for listener in self.heartbeats:
+            listener.wake()
+
+    def close(self) -> None:
+        """Server shutdown: every stream and held request finishes now."""
+        self.closing = True
+        for topic in self.topics.values():
+            for listener in topic.listeners:
+                listener.wake()
+        self.beat()

@@ -1,0 +1,63 @@
+"""What every route needs at run time: settings, broker, hub, counters. Built by the lifespan."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from fastapi import HTTPException, Request, WebSocket
+
+from server.broker import Broker
+from server.hub import Entry, Hub, Topic, UnknownSymbol
+from server.schema import Tick
+from server.settings import Settings
+from server.stats import ServerStats
+
+if TYPE_CHECKING:
+    from server.transports.ws import WsConnection
+
+__all__ = ["Runtime", "get_runtime"]
+
+
+@dataclass(slots=True)
+class Runtime:
+    settings: Settings
+    broker: Broker
+    hub: Hub
+    stats: ServerStats = field(default_factory=ServerStats)
+    ws_connections: set[WsConnection] = field(default_factory=set)
+    """Open WebSocket clients, for the sweeper that evicts stalled ones."""
+    started_monotonic: float = field(default_factory=time.monotonic)
+
+    def topic_or_404(self, symbol: str) -> Topic:
+        try:
+            return self.hub.topic(symbol)
+        except UnknownSymbol:
+            raise HTTPException(404, f"unknown symbol {symbol!r}") from None
+
+    def latest_or_503(self, symbol: str) -> Entry:
+        """The newest entry of a symbol; every symbol opens with one, so 503 means a reset history."""
+        entry = self.topic_or_404(symbol).latest
+        if entry is None:
+            raise HTTPException(503, f"no tick yet for {symbol!r}; try again shortly")
+        return entry
+
+    async def publish(self, items: Sequence[tuple[str, float]]) -> list[Tick]:
+        ticks = await self.broker.publish(items)
+        self.stats.ticks_published += len(ticks)
+        return ticks
+
+    def at_capacity(self) -> bool:
+        return self.stats.open_streams >= self.settings.max_connections
+
+
+async def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+async def get_ws_runtime(websocket: WebSocket) -> Runtime:
+    runtime: Runtime = websocket.app.state.runtime
+    return runtime

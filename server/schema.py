@@ -1,0 +1,104 @@
+"""The wire schema: one source of truth for the server and the clients that read it."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt
+
+__all__ = [
+    "NSE_TICK_SIZE",
+    "BatchPublish",
+    "LongPollReply",
+    "Ping",
+    "PublishItem",
+    "Subscribe",
+    "Tick",
+    "Unsubscribe",
+    "encode_json",
+    "round_to_tick",
+]
+
+NSE_TICK_SIZE = 0.05
+"""Smallest price step on the NSE cash market; every published price is a multiple of it."""
+
+Price = Annotated[float, Field(gt=0, allow_inf_nan=False, description="Rupees; rounded to 0.05.")]
+
+
+def round_to_tick(price: float) -> float:
+    """Round a price to the nearest NSE tick, never below one tick."""
+    steps = max(1, round(price / NSE_TICK_SIZE))
+    return round(steps * NSE_TICK_SIZE, 2)
+
+
+def encode_json(value: object) -> bytes:
+    """Compact JSON, the same bytes every time: ticks are encoded once and shared."""
+    return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
+
+
+class Tick(BaseModel):
+    """One published price.
+
+    `seq` counts per symbol within `epoch`; `ts` is the server's publish time (Unix seconds).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    symbol: str = Field(examples=["RELIANCE"])
+    seq: int = Field(ge=1, examples=[42])
+    price: float = Field(examples=[1312.45])
+    ts: float = Field(examples=[1764290000.123456])
+    epoch: str = Field(examples=["k3v9"])
+
+
+class PublishItem(BaseModel):
+    """Body of `POST /api/publish` for one tick."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    symbol: str = Field(min_length=1, max_length=32)
+    price: Price
+
+
+class BatchPublish(BaseModel):
+    """Body of `POST /api/publish` for several ticks, published in order."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ticks: list[PublishItem] = Field(min_length=1)
+
+
+class LongPollReply(BaseModel):
+    """A long poll's answer: every tick after the cursor, or the latest one with `gap` set."""
+
+    ticks: list[Tick]
+    gap: bool
+
+
+class Subscribe(BaseModel):
+    """WebSocket op: start (or resume) receiving ticks of some symbols."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    op: Literal["subscribe"]
+    symbols: list[str] = Field(min_length=1)
+    after: dict[str, NonNegativeInt] = Field(default_factory=dict)
+    epoch: str | None = None
+
+
+class Unsubscribe(BaseModel):
+    """WebSocket op: stop receiving ticks of some symbols."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    op: Literal["unsubscribe"]
+    symbols: list[str] = Field(min_length=1)
+
+
+class Ping(BaseModel):
+    """WebSocket op: ask for a `pong` carrying the server's clock."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    op: Literal["ping"]

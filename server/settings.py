@@ -1,0 +1,40 @@
+"""One typed settings object; `pushpull-server` flags and `PUSHPULL_*` env vars map onto it."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from server.feed import OPENING_PRICES
+
+__all__ = ["Settings"]
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    symbols: tuple[str, ...] = tuple(OPENING_PRICES)
+    tick_rate: float = 2.0
+    """Mean ticks per second per symbol (Poisson arrivals); 0 turns the simulator off."""
+    seed: int | None = None
+    broker: str = "memory"
+    publish_token: str | None = None
+    history: int = 1000
+    """Ticks kept per symbol for resume; a cursor older than this gets a gap."""
+    webhook_allow: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    """Networks webhook targets may resolve into, besides loopback."""
+    cors: tuple[str, ...] = ()
+    heartbeat: float = 15.0
+    """Seconds between SSE comment heartbeats."""
+    max_connections: int = 20_000
+    """Open SSE + WebSocket + long-poll connections before new ones get 503."""
+    ws_max_lag: int = 0
+    """Ticks a WebSocket subscriber may fall behind on a symbol before it is closed with 1008;
+    0 means half of `history`, so a client cut off can still resume without loss."""
+    sse_retry_ms: int = 2000
+    access_log: bool = False
+
+    @property
+    def ws_lag_limit(self) -> int:
+        return self.ws_max_lag or max(1, self.history // 2)

@@ -1,0 +1,44 @@
+"""Counters the transports bump and `GET /api/stats` reads. Plain ints: cheap on the hot path."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+__all__ = ["ServerStats", "TransportStats"]
+
+
+@dataclass(slots=True)
+class TransportStats:
+    open_connections: int = 0
+    """Streams, sockets or held requests open right now."""
+    requests: int = 0
+    """HTTP requests served, or streams / sockets opened."""
+    empty_responses: int = 0
+    """Answers that carried no tick: 304 for poll, 204 for long poll."""
+    messages_sent: int = 0
+    """Ticks delivered (one per subscriber per tick)."""
+    bytes_sent: int = 0
+    """Body bytes written: tick payloads, envelopes, heartbeats."""
+    rejected: int = 0
+    """Requests or sockets refused: bad input, too many connections."""
+    evicted: int = 0
+    """Subscribers cut off for falling too far behind (WebSocket, 1008)."""
+
+
+@dataclass(slots=True)
+class ServerStats:
+    started_at: float = field(default_factory=time.time)
+    ticks_published: int = 0
+    poll: TransportStats = field(default_factory=TransportStats)
+    longpoll: TransportStats = field(default_factory=TransportStats)
+    sse: TransportStats = field(default_factory=TransportStats)
+    ws: TransportStats = field(default_factory=TransportStats)
+
+    @property
+    def open_streams(self) -> int:
+        """Connections held open by push transports, the number `--max-connections` caps."""
+        return self.sse.open_connections + self.ws.open_connections + self.longpoll.open_connections
+
+    def transports(self) -> dict[str, dict[str, int]]:
+        return {name: asdict(getattr(self, name)) for name in ("poll", "longpoll", "sse", "ws")}

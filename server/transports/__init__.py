@@ -1,0 +1,1 @@
+"""One router per delivery mode, plus the small API around them."""

@@ -1,0 +1,79 @@
+"""Long polling, the midway: a request is held until a tick newer than its cursor exists."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response
+
+from server.hub import Entry, Listener
+from server.runtime import Runtime, get_runtime
+from server.schema import LongPollReply
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["long poll"])
+
+
+def reply(entries: list[Entry], gap: bool) -> bytes:
+    """The `{"ticks": [...], "gap": bool}` envelope, joined from the shared encodings."""
+    return b'{"ticks":[' + b",".join(e.json for e in entries) + (b'],"gap":true}' if gap else b'],"gap":false}')
+
+
+@router.get(
+    "/api/longpoll/{symbol}",
+    response_model=LongPollReply,
+    responses={204: {"description": "Nothing newer than `after` arrived within `timeout`."}, 404: {}},
+)
+async def long_poll(
+    symbol: str,
+    runtime: Annotated[Runtime, Depends(get_runtime)],
+    after: Annotated[int | None, Query(ge=0, description="Last seq the client has.")] = None,
+    timeout: Annotated[float, Query(ge=1, le=60, description="Seconds to hold.")] = 25,
+    epoch: Annotated[str | None, Query(max_length=64, description="Epoch `after` counts in.")] = None,
+) -> Response:
+    """Every tick after `after` at once if there are any; else hold until one arrives, or 204.
+
+    No `after`: the latest tick at once. A cursor that history no longer covers, an old epoch,
+    or a cursor ahead of the newest tick: the latest tick at once, with `gap: true`.
+    """
+    stats = runtime.stats.longpoll
+    stats.requests += 1
+    topic = runtime.topic_or_404(symbol)
+    hub = runtime.hub
+    if after is None:
+        return _send(runtime, [runtime.latest_or_503(symbol)], gap=False)
+    if epoch is not None and epoch != hub.epoch:
+        return _send(runtime, [runtime.latest_or_503(symbol)], gap=True)
+    entries = topic.after(after)
+    if entries is None:
+        return _send(runtime, [runtime.latest_or_503(symbol)], gap=True)
+    if entries:
+        return _send(runtime, entries, gap=False)
+    if runtime.at_capacity():
+        stats.rejected += 1
+        return Response(b'{"detail":"too many open connections"}', 503, media_type="application/json")
+
+    listener = Listener()
+    topic.listeners.add(listener)
+    stats.open_connections += 1
+    try:
+        await listener.sleep(timeout)
+    finally:
+        stats.open_connections -= 1
+        topic.listeners.discard(listener)
+    entries = topic.after(after)
+    if entries is None:
+        return _send(runtime, [runtime.latest_or_503(symbol)], gap=True)
+    if entries:
+        return _send(runtime, entries, gap=False)
+    stats.empty_responses += 1
+    return Response(status_code=204)
+
+
+def _send(runtime: Runtime, entries: list[Entry], gap: bool) -> Response:
+    body = reply(entries, gap)
+    stats = runtime.stats.longpoll
+    stats.messages_sent += len(entries)
+    stats.bytes_sent += len(body)
+    return Response(body, media_type="application/json", headers={"Cache-Control": "no-store"})

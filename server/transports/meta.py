@@ -1,0 +1,55 @@
+"""The small API around the feed: health, clock, symbols, stats."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+import psutil
+from fastapi import APIRouter, Depends
+
+from server import __version__
+from server.runtime import Runtime, get_runtime
+from server.schema import Tick
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["meta"])
+
+_process = psutil.Process()
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/api/time")
+async def server_time() -> dict[str, float]:
+    """The server's clock, for clients estimating their offset (NTP-style midpoint)."""
+    return {"ts": time.time()}
+
+
+@router.get("/api/symbols", response_model=list[Tick])
+async def symbols(runtime: Annotated[Runtime, Depends(get_runtime)]) -> list[Tick]:
+    """The latest tick of every symbol."""
+    return [t.latest.tick for t in runtime.hub.topics.values() if t.latest is not None]
+
+
+@router.get("/api/stats")
+async def stats(runtime: Annotated[Runtime, Depends(get_runtime)]) -> dict[str, Any]:
+    """Uptime, ticks published, memory, broker, and per-transport counters."""
+    settings = runtime.settings
+    return {
+        "version": __version__,
+        "uptime_s": round(time.monotonic() - runtime.started_monotonic, 3),
+        "ticks_published": runtime.stats.ticks_published,
+        "rss_bytes": _process.memory_info().rss,
+        "broker": runtime.broker.name,
+        "epoch": runtime.hub.epoch,
+        "symbols": list(runtime.hub.topics),
+        "tick_rate": settings.tick_rate,
+        "history": settings.history,
+        "transports": runtime.stats.transports(),
+        "webhooks": {"endpoints": 0, "deliveries": 0, "failures": 0},
+    }

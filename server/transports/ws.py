@@ -1,0 +1,234 @@
+"""WebSocket: subscribe / unsubscribe / ping over one socket; ticks pushed as `{"type": "tick"}`.
+
+Each connection is a cursor per symbol into the shared rings. A client whose writes stay blocked
+(it stopped reading) while it falls more than `ws_lag_limit` ticks behind is closed with 1008;
+it can reconnect with `after` and resume from history without loss. Other clients never wait
+for it: each connection writes from its own task, and the ring is shared, not copied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, WebSocket
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.websockets import WebSocketDisconnect
+
+from server.hub import Listener
+from server.runtime import Runtime, get_ws_runtime
+from server.schema import Ping, Subscribe, Unsubscribe, encode_json
+
+__all__ = ["SLOW_CONSUMER", "WsConnection", "router"]
+
+router = APIRouter(tags=["websocket"])
+
+SLOW_CONSUMER = 1008
+"""Close code for a client that fell too far behind while not reading (policy violation)."""
+CLOSE_WAIT = 10.0
+"""Seconds to wait for a stalled socket to accept our close frame before dropping it."""
+
+
+def frame(kind: str, **fields: Any) -> str:
+    return encode_json({"type": kind, **fields}).decode()
+
+
+class WsConnection(Listener):
+    """One WebSocket client: its cursors, its writer loop, and its reader of ops."""
+
+    __slots__ = ("closed", "cursors", "evicted", "runtime", "sending", "task", "websocket")
+
+    def __init__(self, websocket: WebSocket, runtime: Runtime) -> None:
+        super().__init__()
+        self.websocket = websocket
+        self.runtime = runtime
+        self.cursors: dict[str, int] = {}
+        """Last seq sent per subscribed symbol."""
+        self.closed = False
+        self.evicted = False
+        self.sending = False
+        """True only while a write is suspended: the socket's buffer is full."""
+        self.task: asyncio.Task[None] | None = None
+
+    async def run(self) -> None:
+        self.task = asyncio.current_task()
+        hub = self.runtime.hub
+        stats = self.runtime.stats.ws
+        stats.open_connections += 1
+        connections: set[WsConnection] = self.runtime.ws_connections
+        connections.add(self)
+        reader = asyncio.ensure_future(self.read_ops())
+        try:
+            await self.write_ticks()
+        except asyncio.CancelledError:
+            if not self.evicted or self.task.cancelling() > 1:
+                raise
+            self.task.uncancel()
+        except (WebSocketDisconnect, OSError):
+            pass
+        finally:
+            reader.cancel()
+            connections.discard(self)
+            for symbol in self.cursors:
+                hub.topics[symbol].listeners.discard(self)
+            stats.open_connections -= 1
+        if self.evicted:
+            stats.evicted += 1
+            await self.close(SLOW_CONSUMER, "too slow: fell behind; reconnect with 'after' to resume")
+        elif hub.closing and not self.closed:
+            await self.close(1012, "server shutting down")
+
+    async def close(self, code: int, reason: str) -> None:
+        with contextlib.suppress(TimeoutError, RuntimeError, OSError):
+            await asyncio.wait_for(self.websocket.close(code, reason), CLOSE_WAIT)
+
+    def evict(self) -> None:
+        """Called by the sweeper when this client is stalled and too far behind."""
+        if self.task is not None and not self.evicted:
+            self.evicted = True
+            self.task.cancel()
+
+    def lag(self) -> int:
+        topics = self.runtime.hub.topics
+        return max((topics[s].head_seq - seq for s, seq in self.cursors.items()), default=0)
+
+    async def send(self, text: str) -> None:
+        self.sending = True
+        try:
+            await self.websocket.send_text(text)
+        finally:
+            self.sending = False
+        stats = self.runtime.stats.ws
+        stats.bytes_sent += len(text)
+
+    async def write_ticks(self) -> None:
+        hub = self.runtime.hub
+        stats = self.runtime.stats.ws
+        while not (self.closed or hub.closing):
+            progressed = False
+            for symbol, cursor in list(self.cursors.items()):
+                topic = hub.topics[symbol]
+                entries = topic.after(cursor)
+                if entries is None:
+                    latest = topic.latest
+                    if latest is None:
+                        continue
+                    await self.send(frame("gap", symbol=symbol, epoch=hub.epoch, reason="stale"))
+                    entries = [latest]
+                if not entries:
+                    continue
+                for entry in entries:
+                    await self.send(entry.ws)
+                stats.messages_sent += len(entries)
+                progressed = True
+                if self.cursors.get(symbol) == cursor:  # unless (un)subscribed meanwhile
+                    self.cursors[symbol] = entries[-1].seq
+            if not progressed:
+                await self.sleep()
+
+    async def read_ops(self) -> None:
+        """Answer ops as they come; a bad one gets an `error` frame and changes nothing."""
+        stats = self.runtime.stats.ws
+        try:
+            while True:
+                message = await self.websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                text = message.get("text")
+                if text is None:
+                    stats.rejected += 1
+                    await self.send(frame("error", detail="send ops as JSON text frames"))
+                    continue
+                error = await self.handle(text)
+                if error is not None:
+                    stats.rejected += 1
+                    await self.send(frame("error", detail=error))
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            pass
+        finally:
+            self.closed = True
+            self.wake()
+
+    async def handle(self, text: str) -> str | None:
+        try:
+            op = json.loads(text)
+        except ValueError as exc:
+            return f"not JSON: {exc}"
+        if not isinstance(op, dict):
+            return "an op is a JSON object with an 'op' field"
+        kind = op.get("op")
+        try:
+            if kind == "subscribe":
+                return await self.subscribe(Subscribe.model_validate(op))
+            if kind == "unsubscribe":
+                return await self.unsubscribe(Unsubscribe.model_validate(op))
+            if kind == "ping":
+                Ping.model_validate(op)
+                await self.send(frame("pong", ts=time.time()))
+                return None
+        except ValidationError as exc:
+            return f"bad {kind!r} op: " + "; ".join(_describe(e) for e in exc.errors())
+        return f"unknown op {kind!r}; expected subscribe, unsubscribe or ping"
+
+    async def subscribe(self, op: Subscribe) -> str | None:
+        hub = self.runtime.hub
+        unknown = [s for s in op.symbols if s not in hub.topics]
+        unknown += [s for s in op.after if s not in op.symbols]
+        if unknown:
+            return f"unknown symbol(s) or 'after' for a symbol not subscribed: {', '.join(unknown)}"
+        await self.send(frame("subscribed", symbols=op.symbols, epoch=hub.epoch))
+        same_epoch = op.epoch is None or op.epoch == hub.epoch
+        for symbol in op.symbols:
+            topic = hub.topics[symbol]
+            latest_seq = topic.head_seq
+            after = op.after.get(symbol)
+            if after is not None and same_epoch and topic.after(after) is not None:
+                self.cursors[symbol] = after
+            else:
+                if after is not None:
+                    reason = "stale" if same_epoch else "epoch"
+                    await self.send(frame("gap", symbol=symbol, epoch=hub.epoch, reason=reason))
+                    latest_seq = topic.head_seq
+                self.cursors[symbol] = max(0, latest_seq - 1)
+            topic.listeners.add(self)
+        self.wake()
+        return None
+
+    async def unsubscribe(self, op: Unsubscribe) -> str | None:
+        hub = self.runtime.hub
+        for symbol in op.symbols:
+            if self.cursors.pop(symbol, None) is not None:
+                hub.topics[symbol].listeners.discard(self)
+        await self.send(frame("unsubscribed", symbols=op.symbols))
+        return None
+
+
+def _describe(error: Any) -> str:
+    where = ".".join(str(p) for p in error.get("loc", ())) or "op"
+    return f"{where}: {error.get('msg', 'invalid')}"
+
+
+@router.websocket("/ws")
+async def websocket_endpoint(websocket: WebSocket, runtime: Annotated[Runtime, Depends(get_ws_runtime)]) -> None:
+    """Subscribe with `{"op": "subscribe", "symbols": [...], "after": {"SYM": SEQ}, "epoch": E}`."""
+    stats = runtime.stats.ws
+    stats.requests += 1
+    if runtime.at_capacity():
+        stats.rejected += 1
+        await websocket.send_denial_response(JSONResponse({"detail": "too many open connections"}, 503))
+        return
+    await websocket.accept()
+    await WsConnection(websocket, runtime).run()
+
+
+async def sweep_stalled(runtime: Runtime, period: float = 0.5) -> None:
+    """Evict WebSocket clients that are stalled in a write and too far behind. A lifespan task."""
+    limit = runtime.settings.ws_lag_limit
+    while True:
+        await asyncio.sleep(period)
+        for connection in [c for c in runtime.ws_connections if c.sending and c.lag() > limit]:
+            connection.evict()

@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from server.hub import Entry, Listener, Topic
+from server.raw_send import raw_send
 from server.runtime import Runtime, get_runtime
 from server.schema import encode_json
 
@@ -75,6 +76,7 @@ class EventStream(Response):
         watcher = asyncio.ensure_future(listener.watch(receive))
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            send = raw_send(scope, send)
             body, cursor = self.preamble, self.cursor
             stats.messages_sent += self.sent
             while True:

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from starlette.websockets import WebSocketDisconnect
 
 from server.hub import Listener
+from server.raw_send import raw_send
 from server.runtime import Runtime, get_ws_runtime
 from server.schema import Ping, Subscribe, Unsubscribe, encode_json
 
@@ -40,7 +41,7 @@ def frame(kind: str, **fields: Any) -> str:
 class WsConnection(Listener):
     """One WebSocket client: its cursors, its writer loop, and its reader of ops."""
 
-    __slots__ = ("closed", "cursors", "evicted", "runtime", "sending", "task", "websocket")
+    __slots__ = ("closed", "cursors", "evicted", "raw_send", "runtime", "sending", "task", "websocket")
 
     def __init__(self, websocket: WebSocket, runtime: Runtime) -> None:
         super().__init__()
@@ -53,6 +54,7 @@ class WsConnection(Listener):
         self.sending = False
         """True only while a write is suspended: the socket's buffer is full."""
         self.task: asyncio.Task[None] | None = None
+        self.raw_send = raw_send(websocket.scope, websocket.send)
 
     async def run(self) -> None:
         self.task = asyncio.current_task()
@@ -99,7 +101,7 @@ class WsConnection(Listener):
     async def send(self, text: str) -> None:
         self.sending = True
         try:
-            await self.websocket.send_text(text)
+            await self.raw_send({"type": "websocket.send", "text": text})
         finally:
             self.sending = False
         stats = self.runtime.stats.ws

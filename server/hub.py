@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from server.outlets import chunk, ws_frame
 from server.schema import Tick, encode_json
 
 __all__ = ["Entry", "Hub", "Listener", "Topic", "UnknownSymbol"]
@@ -32,7 +33,11 @@ class Entry:
     sse: bytes
     """A complete `text/event-stream` event with `id: <epoch>:<seq>`."""
     ws: str
-    """A `{"type": "tick", ...}` WebSocket text frame."""
+    """A `{"type": "tick", ...}` WebSocket text message."""
+    sse_chunk: bytes
+    """`sse` framed as one HTTP/1.1 chunk, for outlets writing straight to the socket."""
+    ws_frame: bytes
+    """`ws` framed as one WebSocket text frame, likewise."""
 
     @property
     def seq(self) -> int:
@@ -42,17 +47,29 @@ class Entry:
     def encode(cls, tick: Tick) -> Entry:
         body = encode_json(tick.model_dump())
         sse = b"id: %s:%d\nevent: tick\ndata: %s\n\n" % (tick.epoch.encode(), tick.seq, body)
-        ws = '{"type":"tick",' + body[1:].decode()
-        return cls(tick=tick, json=body, sse=sse, ws=ws)
+        ws = b'{"type":"tick",' + body[1:]
+        return cls(tick=tick, json=body, sse=sse, ws=ws.decode(), sse_chunk=chunk(sse), ws_frame=ws_frame(ws))
 
 
 class Listener:
-    """Something that sleeps until a topic it follows has news (a stream, a held long poll)."""
+    """Something that follows topics: a stream, a socket, a held long poll.
+
+    The hub calls `on_entry` for every tick of a followed topic and `on_beat` every heartbeat
+    period, synchronously. By default both wake the listener's task, which then reads the ring
+    from its cursor; a listener that can write without its task (see `server.outlets`) overrides
+    them.
+    """
 
     __slots__ = ("_waiter",)
 
     def __init__(self) -> None:
         self._waiter: asyncio.Future[None] | None = None
+
+    def on_entry(self, entry: Entry) -> None:
+        self.wake()
+
+    def on_beat(self) -> None:
+        self.wake()
 
     def wake(self) -> None:
         waiter = self._waiter
@@ -93,7 +110,7 @@ class Topic:
     def append(self, entry: Entry) -> None:
         self.ring.append(entry)
         for listener in self.listeners:
-            listener.wake()
+            listener.on_entry(entry)
 
     def after(self, seq: int) -> list[Entry] | None:
         """Every entry newer than `seq`, oldest first; None when the ring cannot say (a gap).
@@ -125,7 +142,7 @@ class Hub:
         self.epoch = ""
         self.closing = False
         self.heartbeats: set[Listener] = set()
-        """Listeners woken on every heartbeat period (SSE streams send a comment)."""
+        """Listeners told of every heartbeat period (SSE streams send a comment)."""
 
     def topic(self, symbol: str) -> Topic:
         try:
@@ -149,7 +166,7 @@ class Hub:
 
     def beat(self) -> None:
         for listener in self.heartbeats:
-            listener.wake()
+            listener.on_beat()
 
     def close(self) -> None:
         """Server shutdown: every stream and held request finishes now."""
@@ -157,4 +174,5 @@ class Hub:
         for topic in self.topics.values():
             for listener in topic.listeners:
                 listener.wake()
-        self.beat()
+        for listener in self.heartbeats:
+            listener.wake()

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt
 
 __all__ = [
+    "MAX_PRICE",
     "NSE_TICK_SIZE",
     "BatchPublish",
     "LongPollReply",
@@ -23,7 +24,14 @@ __all__ = [
 NSE_TICK_SIZE = 0.05
 """Smallest price step on the NSE cash market; every published price is a multiple of it."""
 
-Price = Annotated[float, Field(gt=0, allow_inf_nan=False, description="Rupees; rounded to 0.05.")]
+MAX_PRICE = 1e12
+"""Prices above this are refused (422): no listed share costs a trillion rupees, and the tick
+rounding must stay exact."""
+
+Price = Annotated[
+    float,
+    Field(gt=0, le=MAX_PRICE, allow_inf_nan=False, strict=True, description="Rupees; rounded to 0.05."),
+]
 
 
 def round_to_tick(price: float) -> float:

@@ -24,6 +24,8 @@ class TransportStats:
     """Requests or sockets refused: bad input, too many connections."""
     evicted: int = 0
     """Subscribers cut off for falling too far behind (WebSocket, 1008)."""
+    direct_connections: int = 0
+    """Streams opened whose ticks the hub writes straight to the socket (`server.outlets`)."""
 
 
 @dataclass(slots=True)

@@ -83,7 +83,8 @@ async def publish(
     try:
         body = PublishBody.validate_json(raw)
     except ValidationError as exc:
-        raise RequestValidationError(exc.errors(include_url=False, include_context=False)) from None
+        # Without `input`: a NaN or Infinity echoed back would make the error itself unencodable.
+        raise RequestValidationError(exc.errors(include_url=False, include_input=False)) from None
     items = body.ticks if isinstance(body, BatchPublish) else [body]
     for item in items:
         runtime.topic_or_404(item.symbol)

@@ -15,15 +15,18 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from server.hub import Entry, Listener, Topic
+from server.outlets import Outlet, chunk, http_outlet
 from server.raw_send import raw_send
 from server.runtime import Runtime, get_runtime
 from server.schema import encode_json
+from server.stats import TransportStats
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["sse"])
 
 HEARTBEAT = b": keep-alive\n\n"
+HEARTBEAT_CHUNK = chunk(HEARTBEAT)
 
 
 def gap_event(symbol: str, epoch: str, reason: str) -> bytes:
@@ -32,11 +35,40 @@ def gap_event(symbol: str, epoch: str, reason: str) -> bytes:
 
 
 class SseListener(Listener):
-    __slots__ = ("disconnected",)
+    """One SSE client. In step with the ring, its outlet gets each tick's bytes from the hub
+    directly; otherwise (socket pushing back, a gap, no outlet) its task catches up from the ring."""
 
-    def __init__(self) -> None:
+    __slots__ = ("beat_due", "cursor", "disconnected", "outlet", "stalled", "stats")
+
+    def __init__(self, cursor: int, stats: TransportStats) -> None:
         super().__init__()
+        self.cursor = cursor
+        self.stats = stats
+        self.outlet: Outlet | None = None
+        self.stalled = True
+        """The task, not the hub, writes next: set until it has caught up."""
+        self.beat_due = False
         self.disconnected = False
+
+    def on_entry(self, entry: Entry) -> None:
+        outlet = self.outlet
+        if outlet is not None and not self.stalled and entry.seq == self.cursor + 1 and outlet.ready():
+            outlet.write(entry.sse_chunk)
+            self.cursor = entry.seq
+            self.stats.messages_sent += 1
+            self.stats.bytes_sent += len(entry.sse)
+        else:
+            self.stalled = True
+            self.wake()
+
+    def on_beat(self) -> None:
+        outlet = self.outlet
+        if outlet is not None and not self.stalled and outlet.ready():
+            outlet.write(HEARTBEAT_CHUNK)
+            self.stats.bytes_sent += len(HEARTBEAT)
+        else:
+            self.beat_due = True
+            self.wake()
 
     async def watch(self, receive: Receive) -> None:
         """Notice the client leaving even while no tick flows (send() after it would be silent)."""
@@ -44,6 +76,23 @@ class SseListener(Listener):
             pass
         self.disconnected = True
         self.wake()
+
+
+def catch_up(topic: Topic, epoch: str, cursor: int) -> tuple[bytes, int, int]:
+    """What a stream at `cursor` must send now: (bytes, new cursor, ticks among them).
+
+    A cursor the ring no longer covers (a stalled reader, a burst, a new epoch) gets a gap
+    event and the latest tick: the stream conflates rather than closes.
+    """
+    entries = topic.after(cursor)
+    if entries is None:
+        latest = topic.latest
+        if latest is None:
+            return b"", cursor, 0
+        return gap_event(topic.symbol, epoch, "stale") + latest.sse, latest.seq, 1
+    if not entries:
+        return b"", cursor, 0
+    return b"".join([e.sse for e in entries]), entries[-1].seq, len(entries)
 
 
 class EventStream(Response):
@@ -69,42 +118,33 @@ class EventStream(Response):
         hub = self.runtime.hub
         stats = self.runtime.stats.sse
         topic = self.topic
-        listener = SseListener()
-        topic.listeners.add(listener)
-        hub.heartbeats.add(listener)
-        stats.open_connections += 1
+        listener = SseListener(self.cursor, stats)
         watcher = asyncio.ensure_future(listener.watch(receive))
+        stats.open_connections += 1
+        stats.messages_sent += self.sent
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             send = raw_send(scope, send)
-            body, cursor = self.preamble, self.cursor
-            stats.messages_sent += self.sent
-            while True:
-                await send({"type": "http.response.body", "body": body, "more_body": True})
-                stats.bytes_sent += len(body)
-                while True:
-                    if listener.disconnected or hub.closing:
-                        return
-                    entries = topic.after(cursor)
-                    if entries:
-                        body = b"".join([e.sse for e in entries])
-                        cursor = entries[-1].seq
-                        stats.messages_sent += len(entries)
-                        break
-                    if entries is None:
-                        # Fell out of history (a burst, a stalled reader) or the epoch changed.
-                        latest = topic.latest
-                        if latest is None:
-                            await listener.sleep()
-                            continue
-                        body = gap_event(topic.symbol, hub.epoch, "stale") + latest.sse
-                        cursor = latest.seq
-                        stats.messages_sent += 1
-                        break
-                    await listener.sleep()
-                    if not (listener.disconnected or hub.closing or topic.head_seq != cursor):
-                        body = HEARTBEAT
-                        break
+            listener.outlet = http_outlet(send)
+            stats.direct_connections += listener.outlet is not None
+            topic.listeners.add(listener)
+            hub.heartbeats.add(listener)
+            body = self.preamble
+            while not (listener.disconnected or hub.closing):
+                if body:
+                    listener.stalled = True  # the task holds the pen until it has caught up
+                    await send({"type": "http.response.body", "body": body, "more_body": True})
+                    stats.bytes_sent += len(body)
+                body, listener.cursor, count = catch_up(topic, hub.epoch, listener.cursor)
+                stats.messages_sent += count
+                if body:
+                    continue
+                if listener.beat_due:
+                    listener.beat_due = False
+                    body = HEARTBEAT
+                    continue
+                listener.stalled = False
+                await listener.sleep()
         finally:
             watcher.cancel()
             topic.listeners.discard(listener)

@@ -19,7 +19,8 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.websockets import WebSocketDisconnect
 
-from server.hub import Listener
+from server.hub import Entry, Listener
+from server.outlets import Outlet, ws_outlet
 from server.raw_send import raw_send
 from server.runtime import Runtime, get_ws_runtime
 from server.schema import Ping, Subscribe, Unsubscribe, encode_json
@@ -41,7 +42,19 @@ def frame(kind: str, **fields: Any) -> str:
 class WsConnection(Listener):
     """One WebSocket client: its cursors, its writer loop, and its reader of ops."""
 
-    __slots__ = ("closed", "cursors", "evicted", "raw_send", "runtime", "sending", "task", "websocket")
+    __slots__ = (
+        "closed",
+        "cursors",
+        "evicted",
+        "outlet",
+        "raw_send",
+        "runtime",
+        "sending",
+        "stalled",
+        "stats",
+        "task",
+        "websocket",
+    )
 
     def __init__(self, websocket: WebSocket, runtime: Runtime) -> None:
         super().__init__()
@@ -55,12 +68,33 @@ class WsConnection(Listener):
         """True only while a write is suspended: the socket's buffer is full."""
         self.task: asyncio.Task[None] | None = None
         self.raw_send = raw_send(websocket.scope, websocket.send)
+        self.outlet: Outlet | None = ws_outlet(self.raw_send)
+        self.stalled = True
+        """The task, not the hub, writes next: set until it has caught up on every symbol."""
+        self.stats = runtime.stats.ws
+
+    def on_entry(self, entry: Entry) -> None:
+        outlet = self.outlet
+        if (
+            outlet is not None
+            and not self.stalled
+            and self.cursors.get(entry.tick.symbol) == entry.seq - 1
+            and outlet.ready()
+        ):
+            outlet.write(entry.ws_frame)
+            self.cursors[entry.tick.symbol] = entry.seq
+            self.stats.messages_sent += 1
+            self.stats.bytes_sent += len(entry.ws)
+        else:
+            self.stalled = True
+            self.wake()
 
     async def run(self) -> None:
         self.task = asyncio.current_task()
         hub = self.runtime.hub
         stats = self.runtime.stats.ws
         stats.open_connections += 1
+        stats.direct_connections += self.outlet is not None
         connections: set[WsConnection] = self.runtime.ws_connections
         connections.add(self)
         reader = asyncio.ensure_future(self.read_ops())
@@ -111,6 +145,7 @@ class WsConnection(Listener):
         hub = self.runtime.hub
         stats = self.runtime.stats.ws
         while not (self.closed or hub.closing):
+            self.stalled = True  # the task holds the pen until a pass finds nothing to send
             progressed = False
             for symbol, cursor in list(self.cursors.items()):
                 topic = hub.topics[symbol]
@@ -130,6 +165,7 @@ class WsConnection(Listener):
                 if self.cursors.get(symbol) == cursor:  # unless (un)subscribed meanwhile
                     self.cursors[symbol] = entries[-1].seq
             if not progressed:
+                self.stalled = False
                 await self.sleep()
 
     async def read_ops(self) -> None:

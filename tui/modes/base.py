@@ -1,0 +1,228 @@
+"""One interface for every delivery mode: panes, `pushpull-bench` and the tests drive them alike.
+
+A mode client runs until cancelled: it connects, receives ticks, and when the connection fails it
+backs off (exponentially, with jitter), reconnects and resumes from its cursor. What it knows is
+public and plain: `state`, `stats`, `last_tick`, `previous_price`; readers sample it at their own
+pace (a pane repaints a few times a second however fast ticks come).
+
+Example:
+
+    client = make_client("sse", "http://127.0.0.1:8000", "RELIANCE")
+    task = asyncio.create_task(client.run())
+    ...
+    print(client.state, client.last_tick, client.stats.delay_percentile(0.5))
+    await client.stop()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import ClassVar
+
+import httpx
+from pydantic import ValidationError
+
+from server.schema import Tick
+from tui.modes.clock import ServerClock
+from tui.modes.stats import ModeStats
+
+__all__ = ["Backoff", "ConnectionState", "ModeClient", "ModeError", "TickListener"]
+
+TickListener = Callable[[Tick], None]
+
+
+class ConnectionState(StrEnum):
+    CONNECTING = "connecting"
+    LIVE = "live"
+    RECONNECTING = "reconnecting"
+    UNREACHABLE = "unreachable"
+    STOPPED = "stopped"
+
+
+class ModeError(Exception):
+    """The server answered something this mode cannot use (a 404 symbol, a malformed body)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Exponential backoff with full jitter: attempt n waits uniform(0, min(cap, base * 2**n))."""
+
+    base: float = 0.5
+    cap: float = 10.0
+    unreachable_after: int = 3
+    """Failed attempts in a row, without ever going live, before the state says unreachable."""
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        ceiling = min(self.cap, self.base * (2**attempt))
+        return max(0.05, rng.uniform(ceiling / 2, ceiling))
+
+
+class ModeClient(ABC):
+    """A subscriber to one symbol by one mode, with its state and stats."""
+
+    mode: ClassVar[str]
+    """Registry name: poll, longpoll, sse, ws, webhook."""
+    title: ClassVar[str]
+    """Human name: "HTTP polling", "Server-Sent Events", ..."""
+
+    def __init__(
+        self,
+        server_url: str,
+        symbol: str,
+        *,
+        poll_interval: float = 1.0,
+        clock: ServerClock | None = None,
+        backoff: Backoff | None = None,
+        http: httpx.AsyncClient | None = None,
+        on_tick: TickListener | None = None,
+        keep_all_delays: bool = False,
+        seed: int | None = None,
+    ) -> None:
+        self.server_url = server_url.rstrip("/")
+        self.symbol = symbol
+        self.poll_interval = poll_interval
+        self.clock = clock or ServerClock()
+        self.backoff = backoff or Backoff()
+        self.on_tick = on_tick
+        self.stats = ModeStats(all_delays_ms=[] if keep_all_delays else None)
+        self.state = ConnectionState.CONNECTING
+        self.retry_at: float | None = None
+        """Local time of the next reconnect attempt, while reconnecting / unreachable."""
+        self.error: str | None = None
+        """Why the last attempt failed, for the pane's status line."""
+        self.last_tick: Tick | None = None
+        self.previous_price: float | None = None
+        self.epoch: str | None = None
+        self.cursor: int | None = None
+        """Last seq received in `epoch`: where a reconnect resumes."""
+        self._http = http
+        self._owns_http = http is None
+        self._rng = random.Random(seed)
+        self._stopped = asyncio.Event()
+
+    # -- what a pane shows -------------------------------------------------------------------
+
+    @abstractmethod
+    def explain(self) -> str:
+        """One line on how this mode works, e.g. "asks every 1.0 s"."""
+
+    def retry_in(self) -> float | None:
+        if self.retry_at is None:
+            return None
+        return max(0.0, self.retry_at - self.clock.local())
+
+    # -- running -------------------------------------------------------------------------------
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, read=None))
+        return self._http
+
+    async def run(self) -> None:
+        """Receive until `stop()` or cancellation, reconnecting with backoff on any failure."""
+        failures = 0
+        went_live = False
+        try:
+            while not self._stopped.is_set():
+                self.retry_at = None
+                try:
+                    await self.clock.sync(self.http, self.server_url)
+                    await self.receive()
+                    self.error = "the server closed the connection"
+                except asyncio.CancelledError:
+                    raise
+                except (httpx.HTTPError, OSError, ModeError, ValidationError, ValueError, KeyError) as exc:
+                    self.error = describe(exc)
+                except Exception as exc:  # a transport library's own errors (websockets)
+                    self.error = describe(exc)
+                if self._stopped.is_set():
+                    break
+                was_live = self.state is ConnectionState.LIVE
+                went_live = went_live or was_live
+                self.stats.open_connections = 0
+                failures = 1 if was_live else failures + 1
+                if was_live:
+                    self.stats.reconnects += 1
+                if failures >= self.backoff.unreachable_after:
+                    self.state = ConnectionState.UNREACHABLE
+                elif went_live:
+                    self.state = ConnectionState.RECONNECTING
+                else:
+                    self.state = ConnectionState.CONNECTING
+                delay = self.backoff.delay(failures - 1, self._rng)
+                self.retry_at = self.clock.local() + delay
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopped.wait(), delay)
+        finally:
+            self.state = ConnectionState.STOPPED
+            self.retry_at = None
+            self.stats.open_connections = 0
+            await self.close()
+
+    async def stop(self) -> None:
+        """Ask `run()` to finish; the caller cancels the task if it must not wait for a read."""
+        self._stopped.set()
+
+    async def close(self) -> None:
+        """Release what `run()` opened (the HTTP client, a receiver)."""
+        if self._owns_http and self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    @abstractmethod
+    async def receive(self) -> None:
+        """Connect and hand every tick to `accept()` until the connection ends or fails."""
+
+    # -- what subclasses call ------------------------------------------------------------------
+
+    def went_live(self) -> None:
+        self.state = ConnectionState.LIVE
+        self.error = None
+
+    def saw_gap(self) -> None:
+        """The server said it cannot resume from our cursor: count it and start afresh."""
+        self.stats.gaps += 1
+        self.cursor = None
+
+    def accept(self, tick: Tick, size: int = 0) -> bool:
+        """Take one received tick: update cursor, stats and delay. False for a duplicate."""
+        stats = self.stats
+        stats.bytes_received += size
+        if tick.epoch != self.epoch:
+            if self.epoch is not None:
+                stats.gaps += 1
+            self.epoch = tick.epoch
+            self.cursor = None
+        if self.cursor is not None:
+            if tick.seq <= self.cursor:
+                stats.duplicates += 1
+                return False
+            stats.missed += tick.seq - self.cursor - 1
+        self.cursor = tick.seq
+        stats.updates += 1
+        stats.record_delay((self.clock.now() - tick.ts) * 1000.0)
+        if self.last_tick is not None:
+            self.previous_price = self.last_tick.price
+        self.last_tick = tick
+        if self.on_tick is not None:
+            self.on_tick(tick)
+        return True
+
+
+def describe(exc: BaseException) -> str:
+    """A short, human reason for a failed attempt."""
+    if isinstance(exc, httpx.ConnectError | ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, httpx.TimeoutException | TimeoutError):
+        return "timed out"
+    if isinstance(exc, httpx.HTTPStatusError):
+        return f"HTTP {exc.response.status_code}"
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -1,0 +1,44 @@
+"""The client's estimate of the server's clock, so delays stay right against a remote server."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import httpx
+
+__all__ = ["ServerClock"]
+
+Clock = Callable[[], float]
+
+
+class ServerClock:
+    """`now()` in the server's time: the local clock plus an NTP-style offset.
+
+    The offset comes from `GET /api/time`: the server's answer minus the midpoint of the request's
+    send and receive times; of several samples the one with the shortest round trip wins, since
+    its midpoint is the least uncertain.
+    """
+
+    def __init__(self, local: Clock = time.time, offset: float = 0.0) -> None:
+        self.local = local
+        self.offset = offset
+        self.round_trip: float | None = None
+
+    def now(self) -> float:
+        return self.local() + self.offset
+
+    async def sync(self, http: httpx.AsyncClient, base_url: str, samples: int = 5) -> float:
+        best: tuple[float, float] | None = None
+        for _ in range(samples):
+            sent = self.local()
+            response = await http.get(base_url + "/api/time")
+            received = self.local()
+            response.raise_for_status()
+            server_ts = float(response.json()["ts"])
+            round_trip = received - sent
+            if best is None or round_trip < best[0]:
+                best = (round_trip, server_ts - (sent + received) / 2)
+        assert best is not None
+        self.round_trip, self.offset = best
+        return self.offset

@@ -134,7 +134,7 @@ class ModeClient(ABC):
                 self.retry_at = None
                 try:
                     await self.clock.sync(self.http, self.server_url)
-                    await self.receive()
+                    await self._receive_until_stopped()
                     self.error = "the server closed the connection"
                 except asyncio.CancelledError:
                     raise
@@ -167,8 +167,22 @@ class ModeClient(ABC):
             await self.close()
 
     async def stop(self) -> None:
-        """Ask `run()` to finish; the caller cancels the task if it must not wait for a read."""
+        """Ask `run()` to finish: a receive blocked in a read is cancelled, closing its connection."""
         self._stopped.set()
+
+    async def _receive_until_stopped(self) -> None:
+        """`receive()`, cut short by `stop()`: a quiet stream must not keep `run()` waiting."""
+        receiving = asyncio.ensure_future(self.receive())
+        stopping = asyncio.ensure_future(self._stopped.wait())
+        try:
+            await asyncio.wait((receiving, stopping), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if not receiving.done():
+                receiving.cancel()
+                await asyncio.wait((receiving,))  # let it close its stream or socket
+        if not receiving.cancelled():
+            receiving.result()
 
     async def close(self) -> None:
         """Release what `run()` opened (the HTTP client, a receiver)."""
@@ -190,6 +204,7 @@ class ModeClient(ABC):
         """The server said it cannot resume from our cursor: count it and start afresh."""
         self.stats.gaps += 1
         self.cursor = None
+        self.epoch = None  # the tick that follows may bring a new epoch: one gap, counted once
 
     def accept(self, tick: Tick, size: int = 0) -> bool:
         """Take one received tick: update cursor, stats and delay. False for a duplicate."""

@@ -71,5 +71,5 @@ class ModeStats:
         open_connections = self.open_connections
         keep_all = self.all_delays_ms is not None
         fresh = ModeStats(open_connections=open_connections, all_delays_ms=[] if keep_all else None)
-        for name in self.__slots__:  # type: ignore[attr-defined]
+        for name in self.__slots__:
             setattr(self, name, getattr(fresh, name))

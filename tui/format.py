@@ -1,0 +1,36 @@
+"""Number formatting shared by the panes, the comparison table and the bench."""
+
+from __future__ import annotations
+
+import math
+
+__all__ = ["fmt_bytes", "fmt_count", "fmt_ms", "fmt_ratio"]
+
+
+def fmt_ms(value: float | None) -> str:
+    if value is None or math.isnan(value):
+        return "–"
+    if abs(value) >= 10_000:
+        return f"{value / 1000:.1f} s"
+    if abs(value) >= 100:
+        return f"{value:.0f} ms"
+    return f"{value:.1f} ms"
+
+
+def fmt_bytes(value: float | None) -> str:
+    if value is None or math.isnan(value):
+        return "–"
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if value >= size:
+            return f"{value / size:.1f} {unit}"
+    return f"{value:.0f} B"
+
+
+def fmt_count(value: int) -> str:
+    return f"{value:,}"
+
+
+def fmt_ratio(value: float | None) -> str:
+    if value is None or math.isnan(value):
+        return "–"
+    return f"{value:.2f}"

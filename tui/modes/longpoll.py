@@ -1,0 +1,82 @@
+"""Long polling, the midway: each request is held by the server until a tick newer than ours exists."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import httpx
+
+from server.schema import LongPollReply
+from tui.modes.base import ModeClient, ModeError
+
+__all__ = ["LongPollClient"]
+
+MIN_HOLD, MAX_HOLD = 1.0, 60.0
+"""The hold times the server accepts (`timeout` query parameter)."""
+READ_MARGIN = 10.0
+"""Seconds past the hold before a silent server counts as gone."""
+
+
+class LongPollClient(ModeClient):
+    """`GET /api/longpoll/{symbol}?after=SEQ&epoch=E&timeout=S`, asked again as soon as it answers.
+
+    A 200 brings every tick after our cursor (or the latest one with `gap` set); a 204 means the
+    hold ran out with nothing new. `stats.open_connections` is 1 while a request is held.
+
+    Example:
+
+        client = LongPollClient("http://127.0.0.1:8000", "INFY", hold_timeout=25.0)
+        await client.run()
+    """
+
+    mode: ClassVar[str] = "longpoll"
+    title: ClassVar[str] = "Long polling"
+
+    def __init__(self, server_url: str, symbol: str, *, hold_timeout: float = 25.0, **options: Any) -> None:
+        super().__init__(server_url, symbol, **options)
+        if not MIN_HOLD <= hold_timeout <= MAX_HOLD:
+            raise ValueError(f"hold timeout must be {MIN_HOLD:g}..{MAX_HOLD:g} s, not {hold_timeout!r}")
+        self.hold_timeout = hold_timeout
+        """How long the server may hold a request before answering 204."""
+        self._timeout = httpx.Timeout(10.0, read=hold_timeout + READ_MARGIN)
+
+    def explain(self) -> str:
+        return "holds a request until a tick arrives"
+
+    def query(self) -> dict[str, str]:
+        """No cursor (the first request, or after a gap): the server answers the latest tick at once."""
+        params = {"timeout": f"{self.hold_timeout:g}"}
+        if self.cursor is not None:
+            params["after"] = str(self.cursor)
+            if self.epoch is not None:
+                params["epoch"] = self.epoch
+        return params
+
+    async def receive(self) -> None:
+        url = f"{self.server_url}/api/longpoll/{self.symbol}"
+        stats = self.stats
+        while True:
+            stats.open_connections = 1
+            try:
+                response = await self.http.get(url, params=self.query(), timeout=self._timeout)
+            finally:
+                stats.open_connections = 0
+            stats.requests += 1
+            status = response.status_code
+            if status == 404:
+                raise ModeError(f"unknown symbol {self.symbol}")
+            if status == 204:
+                stats.empty_responses += 1
+                self.went_live()
+                continue
+            response.raise_for_status()
+            if status != 200:
+                raise ModeError(f"unexpected HTTP {status} from {url}")
+            body = response.content
+            reply = LongPollReply.model_validate_json(body)
+            self.went_live()
+            if reply.gap:
+                self.saw_gap()
+            stats.bytes_received += len(body)  # the whole envelope, once, however many ticks it holds
+            for tick in reply.ticks:
+                self.accept(tick)

@@ -1,0 +1,74 @@
+"""HTTP polling: ask for the latest price on a fixed beat, whether or not it changed."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, ClassVar
+
+import httpx
+
+from server.schema import Tick
+from tui.modes.base import ModeClient, ModeError
+
+__all__ = ["PollClient"]
+
+REQUEST_TIMEOUT = httpx.Timeout(10.0)
+"""A poll answers at once; one that hangs is a failure, not a long wait."""
+
+
+class PollClient(ModeClient):
+    """`GET /api/price/{symbol}` every `poll_interval` seconds, with `If-None-Match`.
+
+    The beat is fixed: requests start on a grid `poll_interval` apart, however long each takes;
+    a request slower than the interval starts the next one at once rather than bunching up.
+    Ticks published between two polls are never seen: `stats.missed` counts them. No connection
+    is held between requests, so `stats.open_connections` stays 0.
+
+    Example:
+
+        client = PollClient("http://127.0.0.1:8000", "TCS", poll_interval=0.5)
+        await client.run()
+    """
+
+    mode: ClassVar[str] = "poll"
+    title: ClassVar[str] = "HTTP polling"
+
+    def __init__(self, server_url: str, symbol: str, **options: Any) -> None:
+        super().__init__(server_url, symbol, **options)
+        if not self.poll_interval > 0:
+            raise ValueError(f"poll interval must be positive, not {self.poll_interval!r}")
+        self.etag: str | None = None
+        """The last answer's ETag: an unchanged price costs a 304 with no body."""
+
+    def explain(self) -> str:
+        return f"asks every {self.poll_interval:g} s"
+
+    async def receive(self) -> None:
+        url = f"{self.server_url}/api/price/{self.symbol}"
+        loop = asyncio.get_running_loop()
+        next_start = loop.time()
+        while True:
+            await self.poll_once(url)
+            next_start += self.poll_interval
+            now = loop.time()
+            if next_start < now:  # behind the beat: start now, do not fire the missed ones
+                next_start = now
+            await asyncio.sleep(next_start - now)
+
+    async def poll_once(self, url: str) -> None:
+        headers = {"If-None-Match": self.etag} if self.etag else None
+        response = await self.http.get(url, headers=headers, timeout=REQUEST_TIMEOUT)
+        self.stats.requests += 1
+        status = response.status_code
+        if status == 404:
+            raise ModeError(f"unknown symbol {self.symbol}")
+        if status == 304:
+            self.stats.empty_responses += 1
+        else:
+            response.raise_for_status()
+            if status != 200:
+                raise ModeError(f"unexpected HTTP {status} from {url}")
+            body = response.content
+            self.accept(Tick.model_validate_json(body), len(body))
+            self.etag = response.headers.get("ETag")
+        self.went_live()

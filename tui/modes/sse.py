@@ -1,0 +1,63 @@
+"""Server-Sent Events: one long response; the server writes each tick as an event."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import httpx
+from httpx_sse import aconnect_sse
+
+from server.schema import Tick
+from tui.modes.base import ModeClient, ModeError
+
+__all__ = ["SseClient"]
+
+READ_TIMEOUT = 45.0
+"""The server sends a heartbeat at least every 15 s: three missed means the stream is dead."""
+
+
+class SseClient(ModeClient):
+    """`GET /api/stream/{symbol}`, resumed with `Last-Event-ID: <epoch>:<seq>` after a drop.
+
+    The server's `retry:` hint is not used: reconnects follow this client's `Backoff`, as in every
+    other mode, so the modes compare fairly.
+
+    Example:
+
+        client = SseClient("http://127.0.0.1:8000", "HDFCBANK")
+        await client.run()
+    """
+
+    mode: ClassVar[str] = "sse"
+    title: ClassVar[str] = "Server-Sent Events"
+
+    def explain(self) -> str:
+        return "one open stream; the server pushes"
+
+    async def receive(self) -> None:
+        url = f"{self.server_url}/api/stream/{self.symbol}"
+        headers: dict[str, str] = {}
+        if self.cursor is not None and self.epoch is not None:
+            headers["Last-Event-ID"] = f"{self.epoch}:{self.cursor}"
+        timeout = httpx.Timeout(10.0, read=READ_TIMEOUT)
+        async with aconnect_sse(self.http, "GET", url, headers=headers, timeout=timeout) as source:
+            response = source.response
+            self.stats.requests += 1
+            if response.status_code == 404:
+                raise ModeError(f"unknown symbol {self.symbol}")
+            response.raise_for_status()
+            content_type = response.headers.get("content-type", "")
+            if not content_type.startswith("text/event-stream"):
+                raise ModeError(f"expected an event stream from {url}, got {content_type or 'no content type'}")
+            self.stats.open_connections = 1
+            self.went_live()
+            try:
+                async for event in source.aiter_sse():
+                    if event.event == "tick":
+                        self.accept(Tick.model_validate_json(event.data), len(event.data))
+                    elif event.event == "gap":
+                        self.stats.bytes_received += len(event.data)
+                        self.saw_gap()
+                    # anything else is the `retry:` block or a heartbeat comment: nothing to take
+            finally:
+                self.stats.open_connections = 0

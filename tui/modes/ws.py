@@ -1,0 +1,81 @@
+"""WebSocket: one socket; we subscribe once and the server pushes every tick as a frame."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosedOK
+
+from server.schema import Tick
+from tui.modes.base import ModeClient, ModeError
+
+__all__ = ["WsClient"]
+
+MAX_FRAME = 2**20
+"""Largest frame accepted from the server; a tick frame is about 100 bytes."""
+
+
+def ws_url(server_url: str) -> str:
+    """The `/ws` endpoint of an http(s) server URL."""
+    if server_url.startswith("https://"):
+        return "wss://" + server_url.removeprefix("https://") + "/ws"
+    return "ws://" + server_url.removeprefix("http://") + "/ws"
+
+
+class WsClient(ModeClient):
+    """`WS /ws` with `{"op": "subscribe"}`, resumed with `after` and `epoch` after a drop.
+
+    Example:
+
+        client = WsClient("http://127.0.0.1:8000", "RELIANCE")
+        await client.run()
+    """
+
+    mode: ClassVar[str] = "ws"
+    title: ClassVar[str] = "WebSocket"
+
+    def explain(self) -> str:
+        return "one open socket; the server pushes"
+
+    def subscribe_op(self) -> dict[str, Any]:
+        op: dict[str, Any] = {"op": "subscribe", "symbols": [self.symbol]}
+        if self.cursor is not None:
+            op["after"] = {self.symbol: self.cursor}
+            if self.epoch is not None:
+                op["epoch"] = self.epoch
+        return op
+
+    async def receive(self) -> None:
+        # No compression: ticks are small and per-socket deflate state costs more than it saves.
+        async with connect(ws_url(self.server_url), compression=None, max_size=MAX_FRAME, close_timeout=2.0) as ws:
+            self.stats.requests += 1
+            self.stats.open_connections = 1
+            try:
+                await ws.send(json.dumps(self.subscribe_op()))
+                while True:
+                    try:
+                        message = await ws.recv(decode=False)  # bytes: json.loads needs no str copy
+                    except ConnectionClosedOK:
+                        return
+                    self.take(message)
+            finally:
+                self.stats.open_connections = 0
+
+    def take(self, message: bytes) -> None:
+        """Handle one frame from the server."""
+        frame = json.loads(message)
+        if not isinstance(frame, dict):
+            raise ModeError(f"unexpected frame: {message[:80]!r}")
+        kind = frame.pop("type", None)
+        if kind == "tick":
+            self.accept(Tick.model_validate(frame), len(message))
+        elif kind == "gap":
+            self.stats.bytes_received += len(message)
+            self.saw_gap()
+        elif kind == "subscribed":
+            self.went_live()
+        elif kind == "error":
+            raise ModeError(str(frame.get("detail", "the server refused the subscription")))
+        # "pong" and "unsubscribed" need nothing

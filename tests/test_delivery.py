@@ -1,0 +1,244 @@
+"""Every subscriber gets every tick: in order, exactly once, by SSE, WebSocket, long poll and poll.
+
+Each story starts the subscriber first, waits until it holds the opening (latest) tick, then
+publishes, and collects until the last published `seq` arrives. Every wait is bounded, so a lost
+tick fails the test instead of hanging it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import httpx
+from httpx_sse import ServerSentEvent, aconnect_sse
+from websockets.asyncio.client import connect
+
+from tests.conftest import RunningServer, ServerFactory, prices, publish
+
+SYMBOL = "RELIANCE"
+WAIT = 30.0
+"""Upper bound for any one story; a missing tick fails at this point rather than hanging."""
+OPENING_SEQ = 1
+"""Every symbol opens with one tick at startup, so published ticks start at seq 2."""
+
+Tick = dict[str, Any]
+
+
+def new_client() -> httpx.AsyncClient:
+    """A client with room for many open streams and reads longer than any long-poll hold."""
+    return httpx.AsyncClient(timeout=httpx.Timeout(WAIT), limits=httpx.Limits(max_connections=None))
+
+
+async def publish_in_batches(
+    client: httpx.AsyncClient, server: RunningServer, count: int, batch: int = 10
+) -> list[Tick]:
+    """Publish `count` distinct prices as several POSTs, so subscribers see ticks arrive over time."""
+    all_prices = prices(count)
+    stored: list[Tick] = []
+    for start in range(0, count, batch):
+        stored += await publish(client, server, SYMBOL, all_prices[start : start + batch])
+    return stored
+
+
+def ticks_of_sse(events: list[ServerSentEvent]) -> list[Tick]:
+    """The ticks of an SSE stream, checking each is a `tick` event whose id is `<epoch>:<seq>`."""
+    ticks: list[Tick] = []
+    for event in events:
+        assert event.event == "tick", (event.event, event.data)
+        tick: Tick = event.json()
+        assert event.id == f"{tick['epoch']}:{tick['seq']}"
+        ticks.append(tick)
+    return ticks
+
+
+def ticks_of_ws(frames: list[dict[str, Any]]) -> list[Tick]:
+    """The ticks of WebSocket `tick` frames, without their `type` field."""
+    assert all(frame["type"] == "tick" for frame in frames), [f for f in frames if f["type"] != "tick"]
+    return [{k: v for k, v in frame.items() if k != "type"} for frame in frames]
+
+
+async def sse_subscriber(
+    client: httpx.AsyncClient, server: RunningServer, last_seq: int, ready: asyncio.Event
+) -> list[ServerSentEvent]:
+    """Read a fresh SSE stream until `last_seq`; `ready` is set once the opening tick is in."""
+    events: list[ServerSentEvent] = []
+    async with aconnect_sse(client, "GET", f"{server.url}/api/stream/{SYMBOL}") as source:
+        assert source.response.status_code == 200
+        async for event in source.aiter_sse():
+            if not event.data:
+                # httpx-sse also yields the `retry:` block and each heartbeat comment's blank line
+                # (it keeps the last id); a browser dispatches no event without data.
+                continue
+            events.append(event)
+            ready.set()
+            if event.event == "tick" and event.json()["seq"] >= last_seq:
+                break
+    return events
+
+
+async def ws_subscriber(server: RunningServer, last_seq: int, ready: asyncio.Event) -> list[dict[str, Any]]:
+    """Subscribe over WebSocket and read frames until `last_seq`; `ready` once the first tick is in."""
+    frames: list[dict[str, Any]] = []
+    async with connect(server.ws_url) as websocket:
+        await websocket.send(json.dumps({"op": "subscribe", "symbols": [SYMBOL]}))
+        while True:
+            frame = json.loads(await websocket.recv())
+            frames.append(frame)
+            if frame["type"] == "tick":
+                ready.set()
+                if frame["seq"] >= last_seq:
+                    return frames
+
+
+async def longpoll_subscriber(
+    client: httpx.AsyncClient, server: RunningServer, last_seq: int, ready: asyncio.Event
+) -> list[Tick]:
+    """Long poll from the latest tick, each request `after` the last seq held, until `last_seq`."""
+    url = f"{server.url}/api/longpoll/{SYMBOL}"
+    first = await client.get(url)
+    assert first.status_code == 200, first.text
+    assert first.json()["gap"] is False
+    ticks: list[Tick] = first.json()["ticks"]
+    ready.set()
+    epoch = ticks[-1]["epoch"]
+    while ticks[-1]["seq"] < last_seq:
+        response = await client.get(url, params={"after": ticks[-1]["seq"], "timeout": 10, "epoch": epoch})
+        if response.status_code == 204:
+            continue
+        assert response.status_code == 200, response.text
+        reply = response.json()
+        assert reply["gap"] is False, reply
+        assert reply["ticks"], "a 200 long-poll reply carries at least one tick"
+        ticks += reply["ticks"]
+    return ticks
+
+
+def assert_opening_then(received: list[Tick], stored: list[Tick]) -> None:
+    """The subscriber saw the opening tick, then exactly the published ticks, in order."""
+    seqs = [tick["seq"] for tick in received]
+    assert seqs == list(range(OPENING_SEQ, OPENING_SEQ + len(stored) + 1))
+    assert received[0]["symbol"] == SYMBOL
+    assert received[1:] == stored
+
+
+async def test_sse_client_receives_300_ticks_in_order_exactly_once(server: RunningServer) -> None:
+    """A browser-style SSE subscriber gets the latest tick, then all 300 published, no more, no less."""
+    ready = asyncio.Event()
+    async with new_client() as client, asyncio.timeout(WAIT), asyncio.TaskGroup() as group:
+        subscriber = group.create_task(sse_subscriber(client, server, OPENING_SEQ + 300, ready))
+        await ready.wait()
+        stored = await publish_in_batches(client, server, 300)
+    assert [tick["seq"] for tick in stored] == list(range(2, 302))
+    assert_opening_then(ticks_of_sse(subscriber.result()), stored)
+
+
+async def test_websocket_client_receives_300_ticks_in_order_exactly_once(server: RunningServer) -> None:
+    """A WebSocket subscriber is told `subscribed`, gets the latest tick, then all 300 published."""
+    ready = asyncio.Event()
+    async with new_client() as client, asyncio.timeout(WAIT), asyncio.TaskGroup() as group:
+        subscriber = group.create_task(ws_subscriber(server, OPENING_SEQ + 300, ready))
+        await ready.wait()
+        stored = await publish_in_batches(client, server, 300)
+    subscribed, *ticks = subscriber.result()
+    assert subscribed["type"] == "subscribed"
+    assert subscribed["symbols"] == [SYMBOL]
+    assert subscribed["epoch"] == stored[0]["epoch"]
+    assert_opening_then(ticks_of_ws(ticks), stored)
+
+
+async def test_longpoll_client_receives_300_ticks_in_order_exactly_once(server: RunningServer) -> None:
+    """A long-polling client, re-asking `after` its last seq, collects all 300 ticks without a gap."""
+    ready = asyncio.Event()
+    async with new_client() as client, asyncio.timeout(WAIT), asyncio.TaskGroup() as group:
+        subscriber = group.create_task(longpoll_subscriber(client, server, OPENING_SEQ + 300, ready))
+        await ready.wait()
+        stored = await publish_in_batches(client, server, 300)
+    assert_opening_then(subscriber.result(), stored)
+
+
+async def test_50_sse_subscribers_on_one_symbol_all_see_every_tick(server: RunningServer) -> None:
+    """Fifty SSE streams on RELIANCE each receive all 100 published ticks, in order, once."""
+    readies = [asyncio.Event() for _ in range(50)]
+    async with new_client() as client, asyncio.timeout(WAIT), asyncio.TaskGroup() as group:
+        subscribers = [group.create_task(sse_subscriber(client, server, OPENING_SEQ + 100, r)) for r in readies]
+        for ready in readies:
+            await ready.wait()
+        stored = await publish_in_batches(client, server, 100)
+    for subscriber in subscribers:
+        assert_opening_then(ticks_of_sse(subscriber.result()), stored)
+
+
+async def test_50_websocket_subscribers_on_one_symbol_all_see_every_tick(server: RunningServer) -> None:
+    """Fifty WebSocket clients on RELIANCE each receive all 100 published ticks, in order, once."""
+    readies = [asyncio.Event() for _ in range(50)]
+    async with new_client() as client, asyncio.timeout(WAIT), asyncio.TaskGroup() as group:
+        subscribers = [group.create_task(ws_subscriber(server, OPENING_SEQ + 100, r)) for r in readies]
+        for ready in readies:
+            await ready.wait()
+        stored = await publish_in_batches(client, server, 100)
+    for subscriber in subscribers:
+        subscribed, *ticks = subscriber.result()
+        assert subscribed["type"] == "subscribed"
+        assert_opening_then(ticks_of_ws(ticks), stored)
+
+
+async def test_poll_answers_304_while_unchanged_and_200_after_a_publish(server: RunningServer) -> None:
+    """Polling with the last ETag costs an empty 304 until a tick lands; then 200 with that tick."""
+    url = f"{server.url}/api/price/{SYMBOL}"
+    async with new_client() as client, asyncio.timeout(WAIT):
+        first = await client.get(url)
+        assert first.status_code == 200
+        assert first.json()["seq"] == OPENING_SEQ
+        etag = first.headers["ETag"]
+        assert etag
+
+        for _ in range(2):
+            unchanged = await client.get(url, headers={"If-None-Match": etag})
+            assert unchanged.status_code == 304
+            assert unchanged.content == b""
+            assert unchanged.headers["ETag"] == etag
+
+        [stored] = await publish(client, server, SYMBOL, [1234.5])
+        changed = await client.get(url, headers={"If-None-Match": etag})
+        assert changed.status_code == 200
+        assert changed.json() == stored
+        new_etag = changed.headers["ETag"]
+        assert new_etag != etag
+
+        again = await client.get(url, headers={"If-None-Match": new_etag})
+        assert again.status_code == 304
+
+        stale = await client.get(url, headers={"If-None-Match": etag})
+        assert stale.status_code == 200
+        assert stale.json() == stored
+        assert stale.headers["ETag"] == new_etag
+
+        made_up = await client.get(url, headers={"If-None-Match": '"not-an-etag"'})
+        assert made_up.status_code == 200
+        assert made_up.json() == stored
+
+
+async def test_sse_sends_keep_alive_comments_while_no_tick_arrives(server_factory: ServerFactory) -> None:
+    """On a quiet symbol an SSE stream still carries `: keep-alive` comments, so proxies keep it open."""
+    server = server_factory("--no-feed", "--heartbeat", "0.3")
+    lines: list[str] = []
+    async with (
+        new_client() as client,
+        asyncio.timeout(WAIT),
+        client.stream("GET", f"{server.url}/api/stream/{SYMBOL}") as response,
+    ):
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        assert response.headers["cache-control"] == "no-store"
+        assert response.headers["x-accel-buffering"] == "no"
+        async for line in response.aiter_lines():
+            lines.append(line)
+            if lines.count(": keep-alive") >= 3:
+                break
+    assert lines[0].startswith("retry: ")
+    assert [line for line in lines if line.startswith("event:")] == ["event: tick"]
+    [data] = [line for line in lines if line.startswith("data:")]
+    assert json.loads(data.removeprefix("data:"))["seq"] == OPENING_SEQ
+    assert lines.index("event: tick") < lines.index(": keep-alive")

@@ -48,9 +48,11 @@ class RunningServer:
         return self.process.returncode, self.process.stderr.read()
 
 
-def start_server(*args: str, token: str | None = TOKEN, env: dict[str, str] | None = None) -> RunningServer:
-    """Start `python -m server --port 0 ...` and wait until it answers /healthz."""
-    argv = [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", "0", *args]
+def start_server(
+    *args: str, token: str | None = TOKEN, env: dict[str, str] | None = None, port: int = 0
+) -> RunningServer:
+    """Start `python -m server --port PORT ...` (a free port by default) and wait until it answers /healthz."""
+    argv = [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", str(port), *args]
     if token is not None:
         argv += ["--publish-token", token]
     child_env = {k: v for k, v in os.environ.items() if not k.startswith("PUSHPULL_")}

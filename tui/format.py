@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["fmt_bytes", "fmt_count", "fmt_ms", "fmt_ratio"]
+__all__ = ["NO_VALUE", "fmt_bytes", "fmt_count", "fmt_ms", "fmt_ratio"]
+
+NO_VALUE = "\u2013"
+"""An en dash: shown before there is anything to measure."""
 
 
 def fmt_ms(value: float | None) -> str:
     if value is None or math.isnan(value):
-        return "–"
+        return NO_VALUE
     if abs(value) >= 10_000:
         return f"{value / 1000:.1f} s"
     if abs(value) >= 100:
@@ -19,7 +22,7 @@ def fmt_ms(value: float | None) -> str:
 
 def fmt_bytes(value: float | None) -> str:
     if value is None or math.isnan(value):
-        return "–"
+        return NO_VALUE
     for unit, size in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
         if value >= size:
             return f"{value / size:.1f} {unit}"
@@ -32,5 +35,5 @@ def fmt_count(value: int) -> str:
 
 def fmt_ratio(value: float | None) -> str:
     if value is None or math.isnan(value):
-        return "–"
+        return NO_VALUE
     return f"{value:.2f}"

@@ -14,10 +14,9 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.timer import Timer
 from textual.widgets import Digits, Sparkline, Static
 
-from tui.format import fmt_bytes, fmt_count, fmt_ms, fmt_ratio
+from tui.format import NO_VALUE, fmt_bytes, fmt_count, fmt_ms, fmt_ratio
 from tui.modes import ConnectionState, ModeClient
 
 __all__ = ["ClientFactory", "Pane"]
@@ -58,7 +57,6 @@ class Pane(Vertical, can_focus=True):
         self.paused = False
         self.prices: deque[float] = deque(maxlen=SPARK_POINTS)
         self._seen_updates = 0
-        self._timer: Timer | None = None
 
     @property
     def mode(self) -> str:
@@ -67,7 +65,7 @@ class Pane(Vertical, can_focus=True):
     def compose(self) -> ComposeResult:
         yield Static(id="title")
         yield Static(id="explain")
-        yield Digits("–", id="price")
+        yield Digits(NO_VALUE, id="price")
         yield Sparkline([], id="spark")
         yield Static(id="counters")
 

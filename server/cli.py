@@ -174,6 +174,13 @@ def _env_name(flag: str) -> str:
     return "PUSHPULL_" + flag.removeprefix("--").replace("-", "_").upper()
 
 
+class _BadEnv:
+    """A `PUSHPULL_*` value that did not parse: an error only if the flag is not given instead."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
 def _env_default(flag: str, spec: dict[str, Any], environ: dict[str, str]) -> Any:
     raw = environ.get(_env_name(flag))
     if raw is None or raw == "":
@@ -183,14 +190,14 @@ def _env_default(flag: str, spec: dict[str, Any], environ: dict[str, str]) -> An
             return True
         if raw.lower() in ("0", "false", "no", "off"):
             return False
-        raise UsageError(f"{_env_name(flag)}: expected true or false, got {raw!r}")
+        return _BadEnv(f"{_env_name(flag)}: expected true or false, got {raw!r}")
     convert = spec.get("type", str)
     try:
         if spec.get("nargs") == "+":
             return [convert(part) for part in raw.replace(",", " ").split()]
         return convert(raw)
     except argparse.ArgumentTypeError as exc:
-        raise UsageError(f"{_env_name(flag)}: {exc}") from None
+        return _BadEnv(f"{_env_name(flag)}: {exc}")
 
 
 def build_parser(environ: dict[str, str]) -> argparse.ArgumentParser:
@@ -208,6 +215,9 @@ def build_parser(environ: dict[str, str]) -> argparse.ArgumentParser:
 def parse_settings(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None) -> Settings:
     environ = dict(os.environ) if environ is None else environ
     args = build_parser(environ).parse_args(list(sys.argv[1:] if argv is None else argv))
+    for value in vars(args).values():
+        if isinstance(value, _BadEnv):
+            raise UsageError(value.message)
     history: int = args.history
     if args.ws_max_lag is not None and args.ws_max_lag >= history:
         raise UsageError(f"--ws-max-lag ({args.ws_max_lag}) must be below --history ({history})")

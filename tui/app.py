@@ -103,15 +103,19 @@ class PushPullApp(App[None]):
         self.symbols: list[str] = [symbol]
         self.paused = False
         self._pane_ids = 0
+        # Held, not queried: queries look at the active screen, and help may be on top.
+        self.server_bar = ServerBar(self.server_url, embedded=embedded, id="server-bar")
+        self.pane_box = Horizontal(id="panes")
+        self.comparison = Comparison(id="comparison")
 
     # -- layout ----------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        yield ServerBar(self.server_url, embedded=self.embedded, id="server-bar")
-        with Horizontal(id="panes"):
+        yield self.server_bar
+        with self.pane_box:
             for mode in self.initial_modes:
                 yield self._new_pane(mode)
-        yield Comparison(id="comparison")
+        yield self.comparison
         yield Footer()
 
     def on_mount(self) -> None:
@@ -141,7 +145,7 @@ class PushPullApp(App[None]):
 
     @property
     def panes(self) -> list[Pane]:
-        return list(self.query(Pane))
+        return list(self.pane_box.query(Pane))
 
     @property
     def focused_pane(self) -> Pane | None:
@@ -152,7 +156,7 @@ class PushPullApp(App[None]):
         panes = self.panes
         for pane in panes:
             pane.repaint()
-        self.query_one(Comparison).show(pane.client for pane in panes)
+        self.comparison.show(pane.client for pane in panes)
 
     # -- background work ---------------------------------------------------------------------------
 
@@ -187,7 +191,7 @@ class PushPullApp(App[None]):
 
     @on(ServerStatsFetched)
     def show_server_stats(self, message: ServerStatsFetched) -> None:
-        self.query_one(ServerBar).show(message.stats, message.error)
+        self.server_bar.show(message.stats, message.error)
 
     # -- actions -----------------------------------------------------------------------------------
 
@@ -251,7 +255,7 @@ class PushPullApp(App[None]):
         shown = {pane.mode for pane in panes}
         mode = next((m for m in MODES if m not in shown), "poll")
         pane = self._new_pane(mode)
-        self.query_one("#panes").mount(pane)
+        self.pane_box.mount(pane)
         pane.set_paused(self.paused)
         pane.focus()
 

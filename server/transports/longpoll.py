@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from server.hub import Entry, Listener
 from server.runtime import Runtime, get_runtime
@@ -27,6 +28,7 @@ def reply(entries: list[Entry], gap: bool) -> bytes:
 )
 async def long_poll(
     symbol: str,
+    request: Request,
     runtime: Annotated[Runtime, Depends(get_runtime)],
     after: Annotated[int | None, Query(ge=0, description="Last seq the client has.")] = None,
     timeout: Annotated[float, Query(ge=1, le=60, description="Seconds to hold.")] = 25,
@@ -50,6 +52,9 @@ async def long_poll(
         return _send(runtime, [runtime.latest_or_503(symbol)], gap=True)
     if entries:
         return _send(runtime, entries, gap=False)
+    if hub.closing:  # shutting down: hold nothing, or a re-poll on this connection would hang the exit
+        stats.empty_responses += 1
+        return Response(status_code=204, headers={"Connection": "close"})
     if runtime.at_capacity():
         stats.rejected += 1
         return Response(b'{"detail":"too many open connections"}', 503, media_type="application/json")
@@ -57,11 +62,15 @@ async def long_poll(
     listener = Listener()
     topic.listeners.add(listener)
     stats.open_connections += 1
+    watcher = asyncio.ensure_future(_wake_on_disconnect(request, listener))
     try:
         await listener.sleep(timeout)
     finally:
+        watcher.cancel()
         stats.open_connections -= 1
         topic.listeners.discard(listener)
+    if await request.is_disconnected():
+        return Response(status_code=204)  # nobody to answer; the slot is free already
     entries = topic.after(after)
     if entries is None:
         return _send(runtime, [runtime.latest_or_503(symbol)], gap=True)
@@ -69,6 +78,13 @@ async def long_poll(
         return _send(runtime, entries, gap=False)
     stats.empty_responses += 1
     return Response(status_code=204)
+
+
+async def _wake_on_disconnect(request: Request, listener: Listener) -> None:
+    """End the hold as soon as the client goes, so it stops counting as an open connection."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+    listener.wake()
 
 
 def _send(runtime: Runtime, entries: list[Entry], gap: bool) -> Response:

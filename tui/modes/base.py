@@ -51,7 +51,10 @@ class ModeError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Backoff:
-    """Exponential backoff with full jitter: attempt n waits uniform(0, min(cap, base * 2**n))."""
+    """Exponential backoff with jitter: attempt n waits uniform(c/2, c), c = min(cap, base * 2**n).
+
+    Half the ceiling is kept as a floor ("equal jitter") so a retry never fires at once.
+    """
 
     base: float = 0.5
     cap: float = 10.0
@@ -181,6 +184,8 @@ class ModeClient(ABC):
             if not receiving.done():
                 receiving.cancel()
                 await asyncio.wait((receiving,))  # let it close its stream or socket
+            if not receiving.cancelled():
+                receiving.exception()  # retrieved here even when we are being cancelled ourselves
         if not receiving.cancelled():
             receiving.result()
 
@@ -215,14 +220,19 @@ class ModeClient(ABC):
                 stats.gaps += 1
             self.epoch = tick.epoch
             self.cursor = None
-        if self.cursor is not None:
+        live = self.cursor is not None
+        if live:
+            assert self.cursor is not None
             if tick.seq <= self.cursor:
                 stats.duplicates += 1
                 return False
             stats.missed += tick.seq - self.cursor - 1
         self.cursor = tick.seq
         stats.updates += 1
-        stats.record_delay((self.clock.now() - tick.ts) * 1000.0)
+        if live:
+            # The first tick after (re)subscribing without a cursor is the latest one, published
+            # who knows when: it says how old the price was, not how late an update came.
+            stats.record_delay(self.clock.delay_ms(tick.ts))
         if self.last_tick is not None:
             self.previous_price = self.last_tick.price
         self.last_tick = tick

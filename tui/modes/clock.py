@@ -28,6 +28,14 @@ class ServerClock:
     def now(self) -> float:
         return self.local() + self.offset
 
+    def delay_ms(self, published_at: float) -> float:
+        """How long ago, in ms, the server published at `published_at` (its clock).
+
+        Clamped at zero: on one machine the offset's error (up to half a round trip) can make a
+        fresh tick look a fraction of a millisecond early, which no tick can be.
+        """
+        return max(0.0, (self.now() - published_at) * 1000.0)
+
     async def sync(self, http: httpx.AsyncClient, base_url: str, samples: int = 5) -> float:
         best: tuple[float, float] | None = None
         for _ in range(samples):

@@ -57,6 +57,8 @@ class Pane(Vertical, can_focus=True):
         self.paused = False
         self.prices: deque[float] = deque(maxlen=SPARK_POINTS)
         self._seen_updates = 0
+        self.ready = False
+        """Mounted, children composed: painting may start."""
 
     @property
     def mode(self) -> str:
@@ -70,6 +72,7 @@ class Pane(Vertical, can_focus=True):
         yield Static(id="counters")
 
     def on_mount(self) -> None:
+        self.ready = True
         self.start_client()
         self.repaint()
 
@@ -77,7 +80,7 @@ class Pane(Vertical, can_focus=True):
 
     def start_client(self) -> None:
         """Run the client in a worker; starting another in this pane cancels the old one."""
-        if not self.paused:
+        if not self.paused and self.ready:
             self.run_worker(self.client.run(), group="client", exclusive=True, exit_on_error=False)
 
     def stop_client(self) -> None:
@@ -113,6 +116,8 @@ class Pane(Vertical, can_focus=True):
     # -- painting ------------------------------------------------------------------------------
 
     def repaint(self) -> None:
+        if not self.ready:
+            return
         client = self.client
         stats = client.stats
         self.query_one("#title", Static).update(self._title())

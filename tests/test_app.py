@@ -1,0 +1,333 @@
+"""The app as a user drives it: keys, panes receiving from a real server, an unreachable server, a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, suppress
+
+import httpx
+import pytest
+from rich.console import Console
+from textual.pilot import Pilot
+from textual.widgets import Static
+
+from tests.conftest import RunningServer, ServerFactory, prices, publish, start_server
+from tui.app import PushPullApp
+from tui.modes import Backoff, ConnectionState
+from tui.widgets import HelpScreen, Pane
+
+WAIT = 30.0
+SIZE = (160, 45)
+FAST = Backoff(base=0.05, cap=0.3, unreachable_after=3)
+
+
+async def until(condition: Callable[[], bool], pilot: Pilot[None] | None = None) -> None:
+    """Wait (bounded by the test's timeout) until the condition holds, letting the app run."""
+    while not condition():
+        if pilot is not None:
+            await pilot.pause(0.02)
+        else:
+            await asyncio.sleep(0.02)
+
+
+@asynccontextmanager
+async def running_app(app: PushPullApp) -> AsyncIterator[Pilot[None]]:
+    async with asyncio.timeout(WAIT), app.run_test(size=SIZE, notifications=True) as pilot:
+        yield pilot
+
+
+def pane_text(pane: Pane) -> str:
+    """What the pane shows, as plain text with single spaces (title, explanation and counters)."""
+    console = Console(file=io.StringIO(), width=60, color_system=None)
+    for part in ("#title", "#explain", "#counters"):
+        console.print(pane.query_one(part, Static).content)
+    output = console.file.getvalue()  # type: ignore[attr-defined]
+    return "\n".join(" ".join(line.split()) for line in output.splitlines())
+
+
+@pytest.fixture
+def fed_server(server_factory: ServerFactory) -> RunningServer:
+    """A server with a lively simulated feed, so every mode has something to show quickly."""
+    return server_factory("--tick-rate", "20", "--seed", "3", "--symbols", "RELIANCE,TCS", "--heartbeat", "1")
+
+
+async def test_every_mode_pane_receives_ticks_and_its_counters_move(fed_server: RunningServer) -> None:
+    app = PushPullApp(fed_server.url, poll_interval=0.2, stats_interval=0.5)
+    async with running_app(app) as pilot:
+        panes = app.panes
+        assert [p.mode for p in panes] == ["poll", "longpoll", "sse", "ws"]
+        await until(lambda: all(p.client.stats.updates >= 3 for p in panes), pilot)
+        for pane in panes:
+            assert pane.client.state is ConnectionState.LIVE
+            assert pane.client.stats.last_delay_ms is not None
+        await pilot.press("p")  # pause, so the counters hold still while we read them
+        await pilot.pause(0.3)  # one repaint
+        for pane in panes:
+            shown = pane_text(pane)
+            assert "paused" in shown
+            assert f"updates {pane.client.stats.updates}" in shown
+            assert f"requests {pane.client.stats.requests}" in shown
+        # the requests a pane counts are its own: poll asks on its beat, a stream connects once
+        assert panes[0].client.stats.requests >= 3
+        assert panes[2].client.stats.requests == 1
+        assert panes[3].client.stats.requests == 1
+        bar = app.query_one("#server-bar")
+        await until(lambda: bar.stats is not None, pilot)  # type: ignore[attr-defined]
+        assert "broker memory" in str(bar.render())
+
+
+async def test_tab_and_shift_tab_move_focus_between_panes(fed_server: RunningServer) -> None:
+    app = PushPullApp(fed_server.url)
+    async with running_app(app) as pilot:
+        panes = app.panes
+        assert app.focused is panes[0]
+        await pilot.press("tab")
+        assert app.focused is panes[1]
+        await pilot.press("tab", "tab", "tab")
+        assert app.focused is panes[0]
+        await pilot.press("shift+tab")
+        assert app.focused is panes[3]
+
+
+async def test_m_and_shift_m_cycle_the_focused_panes_mode(fed_server: RunningServer) -> None:
+    app = PushPullApp(fed_server.url)
+    async with running_app(app) as pilot:
+        await pilot.press("tab")  # the long-poll pane
+        second = app.panes[1]
+        await pilot.press("m")
+        assert second.mode == "sse"
+        await pilot.press("m", "m")
+        assert second.mode == "poll"  # wrapped round past ws
+        await pilot.press("M")
+        assert second.mode == "ws"
+        assert [p.mode for p in app.panes] == ["poll", "ws", "sse", "ws"]
+        await until(lambda: second.client.stats.updates >= 1, pilot)  # the new client runs
+
+
+async def test_number_keys_set_the_focused_panes_mode(fed_server: RunningServer) -> None:
+    app = PushPullApp(fed_server.url)
+    async with running_app(app) as pilot:
+        first = app.panes[0]
+        for key, mode in (("4", "ws"), ("3", "sse"), ("2", "longpoll"), ("1", "poll")):
+            await pilot.press(key)
+            assert first.mode == mode
+        await pilot.press("5")
+        await pilot.pause()
+        assert first.mode == "poll"  # not available yet: said so, nothing changed
+        assert any("webhook" in str(n.message) for n in app._notifications)
+
+
+async def test_q_quits(fed_server: RunningServer) -> None:
+    app = PushPullApp(fed_server.url)
+    async with running_app(app) as pilot:
+        await pilot.press("q")
+        await pilot.pause()
+        assert app.return_code == 0
+    assert not app.is_running
+
+
+async def test_other_keys_interval_symbol_reset_pause_add_remove_help(fed_server: RunningServer) -> None:
+    app = PushPullApp(fed_server.url, poll_interval=1.0)
+    async with running_app(app) as pilot:
+        panes = app.panes
+        await until(lambda: all(p.client.stats.updates >= 2 for p in panes), pilot)
+
+        await pilot.press("minus")
+        assert app.poll_interval == 0.5 and panes[0].client.poll_interval == 0.5
+        await pilot.press("plus", "plus")
+        assert app.poll_interval == 2.0
+        assert "asks every 2 s" in pane_text(panes[0])
+
+        await until(lambda: app.symbols == ["RELIANCE", "TCS"], pilot)
+        await pilot.press("s")
+        assert all(p.symbol == "TCS" and p.client.symbol == "TCS" for p in app.panes)
+        await until(lambda: all(p.client.last_tick is not None for p in app.panes), pilot)
+        assert all(p.client.last_tick and p.client.last_tick.symbol == "TCS" for p in app.panes)
+
+        sse = app.panes[2].client.stats
+        await until(lambda: sse.updates >= 10, pilot)
+        before = sse.updates
+        await pilot.press("r")
+        assert sse.requests == 0  # its one connection was counted before the reset
+        assert sse.updates < before
+        assert sse.open_connections == 1  # a level, not a count: it stays
+
+        await pilot.press("p")
+        assert all(p.paused for p in app.panes)
+        await pilot.pause(0.3)
+        assert "paused" in pane_text(app.panes[2])
+        await pilot.press("p")
+        assert not any(p.paused for p in app.panes)
+
+        await pilot.press("a")
+        assert len(app.panes) == 5 and app.focused is app.panes[4]
+        await pilot.press("x")
+        assert len(app.panes) == 4
+
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_an_unreachable_server_shows_in_the_panes_and_the_app_stays_usable() -> None:
+    with socket_nobody_listens_on() as url:
+        app = PushPullApp(url, backoff=FAST, stats_interval=0.2, seed=1)
+        async with running_app(app) as pilot:
+            await until(lambda: all(p.client.state is ConnectionState.UNREACHABLE for p in app.panes), pilot)
+            await pilot.pause(0.3)
+            for pane in app.panes:
+                assert "unreachable" in pane_text(pane)
+                assert "connection refused" in pane_text(pane)
+            await until(lambda: "unreachable" in str(app.query_one("#server-bar").render()), pilot)
+            await pilot.press("m")  # still usable
+            assert app.panes[0].mode == "longpoll"
+
+
+async def test_a_server_restart_shows_reconnecting_then_live_with_the_gap_shown(
+    server_factory: ServerFactory,
+) -> None:
+    server = server_factory("--no-feed", "--heartbeat", "0.5")
+    port = int(server.url.rsplit(":", 1)[1])
+    app = PushPullApp(server.url, poll_interval=0.2, backoff=Backoff(base=0.2, cap=0.5, unreachable_after=50))
+    async with running_app(app) as pilot:
+        panes = app.panes
+        async with httpx.AsyncClient() as http:
+            await publish(http, server, "RELIANCE", prices(3))
+        await until(lambda: all(p.client.last_tick and p.client.last_tick.seq == 4 for p in panes), pilot)
+
+        server.stop()
+        await until(lambda: all(p.client.state is not ConnectionState.LIVE for p in panes[1:]), pilot)
+        await pilot.pause(0.3)
+        assert all("reconnecting" in pane_text(p) for p in panes[1:])
+
+        restarted = start_server("--no-feed", "--heartbeat", "0.5", port=port)
+        try:
+            await until(lambda: all(p.client.state is ConnectionState.LIVE for p in panes), pilot)
+            await until(lambda: all(p.client.stats.gaps >= 1 for p in panes), pilot)
+            await pilot.pause(0.3)
+            for pane in panes:
+                assert pane.client.last_tick is not None and pane.client.last_tick.seq == 1  # the new history
+                assert "● live" in pane_text(pane)
+            for pane in panes[1:]:
+                assert pane.client.stats.reconnects >= 1
+        finally:
+            restarted.stop()
+
+
+class socket_nobody_listens_on:
+    """A loopback URL whose port was just free: connecting is refused."""
+
+    def __enter__(self) -> str:
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+# -- the command itself ----------------------------------------------------------------------------
+
+
+def run_tui(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "tui", *args], capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--server", "not a url"],
+        ["--server", "ftp://x"],
+        ["--server", "http://h:99999"],
+        ["--modes", "poll,carrier"],
+        ["--poll-interval", "0"],
+        ["--bogus"],
+    ],
+)
+def test_bad_flags_are_one_line_and_exit_2(args: list[str]) -> None:
+    done = run_tui(*args)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("pushpull-tui: error:"), done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_help_and_version() -> None:
+    assert "--poll-interval" in run_tui("--help").stdout
+    assert run_tui("--version").stdout.strip() == "pushpull-tui 0.1.0"
+
+
+@pytest.fixture
+def terminal() -> Iterator[tuple[int, int]]:
+    """A pseudo-terminal: (our end, the app's end)."""
+    ours, theirs = pty.openpty()
+    yield ours, theirs
+    for fd in (ours, theirs):
+        with suppress(OSError):
+            os.close(fd)
+
+
+def read_until(fd: int, needle: bytes, seconds: float) -> bytes:
+    seen = b""
+    deadline = time.monotonic() + seconds
+    while needle not in seen and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                seen += os.read(fd, 65536)
+            except OSError:
+                break
+    return seen
+
+
+def test_q_quits_the_real_app_and_leaves_no_server_behind(terminal: tuple[int, int]) -> None:
+    """`pushpull-tui` in a terminal: its embedded server starts, `q` ends both, no traceback."""
+    ours, theirs = terminal
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "140", "LINES": "40"}
+    app = subprocess.Popen(
+        [sys.executable, "-m", "tui", "--seed", "5", "--tick-rate", "5"],
+        stdin=theirs,
+        stdout=theirs,
+        stderr=theirs,
+        env=env,
+        start_new_session=True,
+    )  # Textual draws on stderr, so that goes to the terminal too
+    try:
+        screen = read_until(ours, b"live", 30)
+        assert b"live" in screen, screen[-500:]
+        children = subprocess.run(["pgrep", "-P", str(app.pid)], capture_output=True, text=True).stdout.split()
+        assert children, "the embedded server runs as the app's child"
+        os.write(ours, b"q")
+        assert app.wait(15) == 0
+        screen += read_until(ours, b"Traceback", 0.5)
+        for pid in children:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and os.path.exists(f"/proc/{pid}") and not is_zombie(int(pid)):
+                time.sleep(0.1)
+            assert not os.path.exists(f"/proc/{pid}") or is_zombie(int(pid)), f"server {pid} outlived the app"
+        assert b"Traceback" not in screen
+    finally:
+        if app.poll() is None:
+            os.killpg(app.pid, signal.SIGTERM)
+            app.wait(10)
+
+
+def is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ", 1)[1].startswith("Z")
+    except OSError:
+        return False

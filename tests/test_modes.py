@@ -1,0 +1,329 @@
+"""The mode clients, each against a real server: what a pane in each mode receives and what it costs.
+
+Every story is bounded by `asyncio.timeout(WAIT)`: a lost tick or a hung reconnect fails there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import socket
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from server.schema import Tick
+from tests.conftest import RunningServer, prices, publish, start_server
+from tui.modes import (
+    MODES,
+    Backoff,
+    ConnectionState,
+    LongPollClient,
+    ModeClient,
+    ModeStats,
+    ServerClock,
+    make_client,
+)
+
+SYMBOL = "RELIANCE"
+WAIT = 30.0
+"""Upper bound for any one story."""
+FAST = Backoff(base=0.05, cap=0.2)
+"""Quick retries, so reconnect stories take tenths of a second, not seconds."""
+PUSH_MODES = ["longpoll", "sse", "ws"]
+"""Modes that get every tick: the server hands them all, not just the latest."""
+ALL_MODES = ["poll", *PUSH_MODES]
+
+
+async def until(condition: Callable[[], bool], step: float = 0.01) -> None:
+    """Sample a client's public state, as a pane does, until the condition holds (the story's timeout bounds it)."""
+    while True:
+        if condition():
+            return
+        await asyncio.sleep(step)
+
+
+@asynccontextmanager
+async def running(client: ModeClient) -> AsyncIterator[asyncio.Task[None]]:
+    """Run a client as a task, as a pane's worker does, and stop it at the end."""
+    task = asyncio.create_task(client.run())
+    try:
+        yield task
+    finally:
+        await client.stop()
+        await asyncio.wait_for(task, 10.0)
+
+
+def recorder(client: ModeClient) -> list[Tick]:
+    """Every tick the client hands on, in order."""
+    seen: list[Tick] = []
+    client.on_tick = seen.append
+    return seen
+
+
+def is_live(client: ModeClient) -> Callable[[], bool]:
+    return lambda: client.state is ConnectionState.LIVE and client.stats.updates >= 1
+
+
+def shows_seq(client: ModeClient, seq: int) -> Callable[[], bool]:
+    return lambda: client.last_tick is not None and client.last_tick.seq == seq
+
+
+async def server_stats(http: httpx.AsyncClient, server: RunningServer) -> dict[str, Any]:
+    response = await http.get(server.url + "/api/stats")
+    stats: dict[str, Any] = response.json()
+    return stats
+
+
+def free_port() -> int:
+    """A port nothing listens on (bound for a moment, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+# -- the registry ---------------------------------------------------------------------------------
+
+
+def test_the_app_cycles_modes_in_the_documented_order() -> None:
+    assert list(MODES) == ["poll", "longpoll", "sse", "ws"]
+    assert all(MODES[name].mode == name and MODES[name].title for name in MODES)
+
+
+def test_each_mode_explains_itself() -> None:
+    explained = {name: make_client(name, "http://x", SYMBOL, poll_interval=0.5).explain() for name in MODES}
+    assert explained == {
+        "poll": "asks every 0.5 s",
+        "longpoll": "holds a request until a tick arrives",
+        "sse": "one open stream; the server pushes",
+        "ws": "one open socket; the server pushes",
+    }
+
+
+def test_an_unknown_mode_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="unknown mode 'carrier-pigeon'"):
+        make_client("carrier-pigeon", "http://x", SYMBOL)
+
+
+# -- receiving --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", PUSH_MODES)
+async def test_a_push_pane_gets_every_tick_in_order_once(server: RunningServer, mode: str) -> None:
+    count = 60
+    client = make_client(mode, server.url, SYMBOL, backoff=FAST)
+    seen = recorder(client)
+    async with asyncio.timeout(WAIT), httpx.AsyncClient() as http, running(client):
+        await until(is_live(client))
+        stored = await publish(http, server, SYMBOL, prices(count // 2))
+        await until(lambda: client.stats.updates == 1 + count // 2)
+        stored += await publish(http, server, SYMBOL, prices(count // 2, start=2000.0))
+        await until(lambda: client.stats.updates == 1 + count)
+        if mode != "longpoll":  # a long poll's connection is held only between answers
+            assert client.stats.open_connections == 1
+    stats = client.stats
+    assert [t.seq for t in seen] == [1, *(t["seq"] for t in stored)]  # the opening tick, then all of ours
+    assert [t.price for t in seen[1:]] == [t["price"] for t in stored]
+    assert (stats.updates, stats.missed, stats.duplicates, stats.gaps) == (count + 1, 0, 0, 0)
+    assert stats.last_delay_ms is not None and math.isfinite(stats.delay_percentile(0.95))
+    assert stats.bytes_received > 0
+    if mode == "longpoll":
+        assert stats.requests >= 3  # the latest tick, then at least one answer per batch
+    else:
+        assert stats.requests == 1  # one connection carried everything
+    assert client.state is ConnectionState.STOPPED and stats.open_connections == 0
+
+
+async def test_a_poll_pane_gets_each_tick_it_waits_for(server: RunningServer) -> None:
+    client = make_client("poll", server.url, SYMBOL, poll_interval=0.05, backoff=FAST)
+    seen = recorder(client)
+    stored: list[dict[str, Any]] = []
+    async with asyncio.timeout(WAIT), httpx.AsyncClient() as http, running(client):
+        await until(is_live(client))
+        for price in prices(5):
+            stored += await publish(http, server, SYMBOL, [price])
+            await until(shows_seq(client, stored[-1]["seq"]))
+    stats = client.stats
+    assert [t.seq for t in seen] == [1, *(t["seq"] for t in stored)]
+    assert (stats.updates, stats.missed, stats.duplicates) == (6, 0, 0)
+    assert stats.last_delay_ms is not None and stats.bytes_received > 0
+    assert stats.requests == stats.updates + stats.empty_responses  # each answer: a tick or a 304
+    assert stats.open_connections == 0
+
+
+async def test_polling_slower_than_the_feed_misses_ticks_and_idles_on_304(server: RunningServer) -> None:
+    client = make_client("poll", server.url, SYMBOL, poll_interval=0.2, backoff=FAST)
+    async with asyncio.timeout(WAIT), httpx.AsyncClient() as http, running(client):
+        await until(is_live(client))
+        stored = await publish(http, server, SYMBOL, prices(20))  # 20 ticks between two polls
+        await until(shows_seq(client, stored[-1]["seq"]))
+        assert client.stats.missed > 0
+        assert client.stats.updates < 1 + len(stored)
+        idle_from = client.stats.empty_responses
+        await until(lambda: client.stats.empty_responses >= idle_from + 2)  # nothing new: 304s
+        empty_seen = client.stats.empty_responses
+        server_side = (await server_stats(http, server))["transports"]["poll"]
+    stats = client.stats
+    assert stats.updates + stats.missed == 1 + len(stored)  # every tick either seen or counted missed
+    assert stats.requests == stats.updates + stats.empty_responses
+    assert server_side["empty_responses"] >= empty_seen
+
+
+async def test_a_long_poll_that_runs_out_counts_an_empty_answer(server: RunningServer) -> None:
+    client = LongPollClient(server.url, SYMBOL, hold_timeout=1.0, backoff=FAST)
+    async with asyncio.timeout(WAIT), httpx.AsyncClient() as http, running(client):
+        await until(is_live(client))
+        await until(lambda: client.stats.open_connections == 1)  # our next request is being held
+        await until(lambda: client.stats.empty_responses >= 1)
+        server_side = (await server_stats(http, server))["transports"]["longpoll"]
+        stored = await publish(http, server, SYMBOL, prices(1))
+        await until(lambda: client.stats.updates == 2)
+    stats = client.stats
+    assert server_side["empty_responses"] >= 1
+    assert client.last_tick is not None and client.last_tick.seq == stored[0]["seq"]
+    assert stats.requests >= 3 and stats.missed == 0 and stats.gaps == 0
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+async def test_an_unknown_symbol_says_so(server: RunningServer, mode: str) -> None:
+    client = make_client(mode, server.url, "NOPE", backoff=FAST)
+    async with asyncio.timeout(WAIT), running(client):
+        await until(lambda: client.error is not None)
+        assert client.state is not ConnectionState.LIVE
+    assert "unknown symbol" in (client.error or "")
+    assert client.stats.updates == 0
+
+
+# -- losing the server -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+async def test_a_pane_resumes_after_the_server_restarts_on_the_same_port(mode: str) -> None:
+    quiet = ("--no-feed", "--heartbeat", "0.5")
+    first = await asyncio.to_thread(start_server, *quiet)
+    port = urlsplit(first.url).port
+    assert port is not None
+    servers = [first]
+    # Many retries before "unreachable": the story watches it go reconnecting, then live.
+    client = make_client(
+        mode, first.url, SYMBOL, poll_interval=0.05, backoff=Backoff(base=0.05, cap=0.2, unreachable_after=1000)
+    )
+    try:
+        async with asyncio.timeout(WAIT), httpx.AsyncClient() as http, running(client):
+            await until(is_live(client))
+            stored = await publish(http, first, SYMBOL, prices(1))
+            await until(lambda: client.stats.updates == 2)
+            old_epoch = client.epoch
+
+            await asyncio.to_thread(first.stop)
+            await until(lambda: client.state is ConnectionState.RECONNECTING)
+            assert client.error is not None
+
+            second = await asyncio.to_thread(start_server, *quiet, port=port)
+            servers.append(second)
+            await until(lambda: client.state is ConnectionState.LIVE and client.epoch not in (None, old_epoch))
+            stored = await publish(http, second, SYMBOL, prices(1, start=3000.0))
+            await until(lambda: client.last_tick is not None and client.last_tick.price == stored[0]["price"])
+    finally:
+        for server in servers:
+            await asyncio.to_thread(server.stop)
+    stats = client.stats
+    assert stats.reconnects >= 1
+    assert stats.gaps == 1  # one new epoch, counted once however the mode is told
+    assert stats.duplicates == 0 and stats.missed == 0
+    assert stats.updates == 4  # opening + one tick per server; the second's opening tick when it resumed
+    assert stats.requests >= 2
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+async def test_a_pane_with_no_server_ends_up_unreachable_and_says_when_it_retries(mode: str) -> None:
+    client = make_client(mode, f"http://127.0.0.1:{free_port()}", SYMBOL, backoff=Backoff(base=0.05, cap=0.1))
+    async with asyncio.timeout(WAIT), running(client):
+        await until(lambda: client.state is ConnectionState.UNREACHABLE and client.retry_in() is not None)
+        retry_in = client.retry_in()
+        assert isinstance(retry_in, float) and 0.0 <= retry_in <= 0.1
+        assert client.error == "connection refused"
+    assert client.state is ConnectionState.STOPPED and client.retry_in() is None
+    assert client.stats.requests == 0 and client.stats.updates == 0
+
+
+# -- stopping -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["stop", "cancel"])
+@pytest.mark.parametrize("mode", ALL_MODES)
+async def test_stopping_a_pane_ends_it_at_once(server: RunningServer, mode: str, how: str) -> None:
+    client = make_client(mode, server.url, SYMBOL, backoff=FAST)
+    async with asyncio.timeout(WAIT), httpx.AsyncClient() as http:
+        task = asyncio.create_task(client.run())
+        await until(is_live(client))
+        if how == "stop":
+            await client.stop()
+            await task  # returns: stop() interrupts even a read that would block for a long time
+        else:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        assert client.state is ConnectionState.STOPPED
+        assert client.stats.open_connections == 0
+        if mode in ("sse", "ws"):  # the server sees the stream or socket closed, not just our counter
+            await server_sees_no_connection(http, server, mode)
+
+
+async def server_sees_no_connection(http: httpx.AsyncClient, server: RunningServer, mode: str) -> None:
+    while True:
+        if (await server_stats(http, server))["transports"][mode]["open_connections"] == 0:
+            return
+        await asyncio.sleep(0.02)
+
+
+async def test_a_long_poll_pane_that_leaves_frees_its_server_slot(server: RunningServer) -> None:
+    client = make_client("longpoll", server.url, SYMBOL, backoff=FAST)
+    async with asyncio.timeout(WAIT), httpx.AsyncClient() as http:
+        async with running(client):
+            await until(is_live(client))
+            await until(lambda: client.stats.open_connections == 1)
+        async with asyncio.timeout(3.0):
+            await server_sees_no_connection(http, server, "longpoll")
+
+
+# -- stats and clock ----------------------------------------------------------------------------------
+
+
+def test_delay_percentiles_are_nearest_rank_on_known_data() -> None:
+    stats = ModeStats(all_delays_ms=[])
+    assert math.isnan(stats.delay_percentile(0.5))
+    delays = [float(n) for n in range(1, 101)]
+    random.Random(7).shuffle(delays)
+    for delay in delays:
+        stats.record_delay(delay)
+    assert [stats.delay_percentile(f) for f in (0.0, 0.5, 0.95, 0.99, 1.0)] == [1.0, 50.0, 95.0, 99.0, 100.0]
+    assert stats.last_delay_ms == delays[-1]
+
+
+def test_percentiles_roll_over_the_recent_window_but_the_bench_keeps_all() -> None:
+    stats = ModeStats(all_delays_ms=[])
+    for n in range(1, 601):  # past the 500-delay window
+        stats.record_delay(float(n))
+    assert stats.delay_percentile(0.0) == 101.0 and stats.delay_percentile(1.0) == 600.0
+    assert stats.all_delays_ms == [float(n) for n in range(1, 601)]
+    stats.reset()
+    assert stats.updates == 0 and math.isnan(stats.delay_percentile(0.5)) and stats.all_delays_ms == []
+
+
+async def test_the_clock_offset_to_a_local_server_is_near_zero(server: RunningServer) -> None:
+    clock = ServerClock()
+    async with asyncio.timeout(WAIT), httpx.AsyncClient() as http:
+        offset = await clock.sync(http, server.url)
+    assert abs(offset) < 0.5  # same machine, same clock: a sanity bound, not a timing test
+    assert clock.round_trip is not None and clock.round_trip >= 0.0
+
+
+def test_the_clock_reads_the_injected_local_clock_plus_the_offset() -> None:
+    assert ServerClock(local=lambda: 1000.0, offset=5.0).now() == 1005.0

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from server.outlets import chunk, ws_frame
-from server.schema import Tick, encode_json
+from server.schema import Tick
 
 __all__ = ["Entry", "Hub", "Listener", "Topic", "UnknownSymbol"]
 
@@ -45,7 +45,7 @@ class Entry:
 
     @classmethod
     def encode(cls, tick: Tick) -> Entry:
-        body = encode_json(tick.model_dump())
+        body = tick.to_json()
         sse = b"id: %s:%d\nevent: tick\ndata: %s\n\n" % (tick.epoch.encode(), tick.seq, body)
         ws = b'{"type":"tick",' + body[1:]
         return cls(tick=tick, json=body, sse=sse, ws=ws.decode(), sse_chunk=chunk(sse), ws_frame=ws_frame(ws))

@@ -27,6 +27,7 @@ MODE_KEYS = ("poll", "longpoll", "sse", "ws", "webhook")
 """What keys 1..5 select, in SPEC's order."""
 MAX_PANES = 6
 
+FOCUS_GROUP = Binding.Group("Focus")
 MODE_GROUP = Binding.Group("Mode", compact=True)
 PANE_GROUP = Binding.Group("Pane", compact=True)
 INTERVAL_GROUP = Binding.Group("Interval", compact=True)
@@ -40,14 +41,12 @@ class PushPullApp(App[None]):
     ENABLE_COMMAND_PALETTE = True
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("tab", "app.focus_next", "Next pane", show=False),
-        Binding("shift+tab", "app.focus_previous", "Previous pane", show=False),
+        # Priority, so these (not the screen's hidden ones) answer and show in the Footer.
+        Binding("tab", "app.focus_next", "Next pane", group=FOCUS_GROUP, priority=True),
+        Binding("shift+tab", "app.focus_previous", "Previous pane", group=FOCUS_GROUP, priority=True),
         Binding("m", "cycle_mode(1)", "Next mode", group=MODE_GROUP),
         Binding("M", "cycle_mode(-1)", "Previous mode", group=MODE_GROUP),
-        *(
-            Binding(str(n), f"set_mode('{mode}')", mode, group=MODE_GROUP, show=False)
-            for n, mode in enumerate(MODE_KEYS, start=1)
-        ),
+        *(Binding(str(n), f"set_mode('{mode}')", mode, group=MODE_GROUP) for n, mode in enumerate(MODE_KEYS, start=1)),
         Binding("plus,equals_sign", "poll_interval(1)", "Slower poll", group=INTERVAL_GROUP),
         Binding("minus", "poll_interval(-1)", "Faster poll", group=INTERVAL_GROUP),
         Binding("s", "next_symbol", "Symbol"),
@@ -104,7 +103,7 @@ class PushPullApp(App[None]):
         self.paused = False
         self._pane_ids = 0
         # Held, not queried: queries look at the active screen, and help may be on top.
-        self.server_bar = ServerBar(self.server_url, embedded=embedded, id="server-bar")
+        self.server_bar = ServerBar(self.server_url, symbol=symbol, embedded=embedded, id="server-bar")
         self.pane_box = Horizontal(id="panes")
         self.comparison = Comparison(id="comparison")
 
@@ -233,6 +232,8 @@ class PushPullApp(App[None]):
         symbols = self.symbols
         index = symbols.index(self.symbol) if self.symbol in symbols else -1
         self.symbol = symbols[(index + 1) % len(symbols)]
+        self.server_bar.symbol = self.symbol
+        self.server_bar.show(self.server_bar.stats, self.server_bar.error)
         for pane in self.panes:
             pane.replace_client(symbol=self.symbol)
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import secrets
-import time
 from collections.abc import Sequence
 
 from server.broker import TickSink
-from server.schema import Tick
+from server.schema import Tick, publish_time
 
 __all__ = ["MemoryBroker"]
 
@@ -38,7 +37,7 @@ class MemoryBroker:
         self._sink = None
 
     async def publish(self, items: Sequence[tuple[str, float]]) -> list[Tick]:
-        now = time.time()
+        now = publish_time()
         ticks: list[Tick] = []
         for symbol, price in items:
             seq = self._seq.get(symbol, 0) + 1

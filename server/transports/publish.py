@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from pydantic import TypeAdapter, ValidationError
 
 from server.runtime import Runtime, get_runtime
-from server.schema import BatchPublish, PublishItem, Tick, encode_json, round_to_tick
+from server.schema import BatchPublish, PublishItem, Tick, round_to_tick
 
 __all__ = ["MAX_BODY_BYTES", "read_json_body", "router"]
 
@@ -89,6 +89,6 @@ async def publish(
     for item in items:
         runtime.topic_or_404(item.symbol)
     ticks = await runtime.publish([(item.symbol, round_to_tick(item.price)) for item in items])
-    dumped = [t.model_dump() for t in ticks]
-    content = encode_json(dumped[0] if isinstance(body, PublishItem) else {"ticks": dumped})
+    joined = b",".join(t.to_json() for t in ticks)
+    content = joined if isinstance(body, PublishItem) else b'{"ticks":[' + joined + b"]}"
     return Response(content, status_code=201, media_type="application/json")

@@ -92,6 +92,7 @@ class Pane(Vertical, can_focus=True):
         self.symbol = symbol or self.symbol
         self.client = self.make_client(mode or self.mode, self.symbol)
         self.prices.clear()
+        self.query_one("#spark", Sparkline).data = []
         self._seen_updates = 0
         self.remove_class("up", "down")
         self.start_client()
@@ -127,7 +128,8 @@ class Pane(Vertical, can_focus=True):
             self._seen_updates = stats.updates
             self.prices.append(tick.price)
             self.query_one("#price", Digits).update(f"{tick.price:.2f}")
-            self.query_one("#spark", Sparkline).data = list(self.prices)
+            if len(self.prices) > 1:  # one point would draw as a solid block
+                self.query_one("#spark", Sparkline).data = list(self.prices)
             previous = client.previous_price
             self.set_class(previous is not None and tick.price > previous, "up")
             self.set_class(previous is not None and tick.price < previous, "down")
@@ -135,7 +137,7 @@ class Pane(Vertical, can_focus=True):
 
     def _title(self) -> Text:
         client = self.client
-        title = Text.assemble((client.mode, "bold"), " · ", client.title, " · ", self.symbol)
+        title = Text.assemble((client.mode, "bold"), " · ", client.title)
         if self.paused:
             badge, style = "‖ paused", "grey50"
         else:

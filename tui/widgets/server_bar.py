@@ -19,8 +19,9 @@ class ServerBar(Static):
     ServerBar { height: 1; background: $panel; color: $text; padding: 0 1; }
     """
 
-    def __init__(self, server_url: str, *, embedded: bool, id: str | None = None) -> None:
+    def __init__(self, server_url: str, *, symbol: str, embedded: bool, id: str | None = None) -> None:
         super().__init__(id=id)
+        self.symbol = symbol
         self.server_url = server_url
         self.embedded = embedded
         self.stats: dict[str, Any] | None = None
@@ -31,7 +32,7 @@ class ServerBar(Static):
 
     def show(self, stats: dict[str, Any] | None = None, error: str | None = None) -> None:
         self.stats, self.error = stats, error
-        line = Text.assemble(("pushpull", "bold"), " · ", self.server_url)
+        line = Text.assemble(("pushpull", "bold"), " · ", (self.symbol, "bold"), " · ", self.server_url)
         if self.embedded:
             line.append(" (embedded)", "grey62")
         if error is not None:

@@ -13,7 +13,7 @@ from server.schema import Tick
 
 __all__ = ["Broker", "TickSink", "make_broker"]
 
-TickSink = Callable[[Tick], None]
+TickSink = Callable[[Tick], object]
 """Called once per tick, in `seq` order per symbol, on the event loop (the hub's `deliver`)."""
 
 

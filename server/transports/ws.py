@@ -90,7 +90,9 @@ class WsConnection(Listener):
             self.wake()
 
     async def run(self) -> None:
-        self.task = asyncio.current_task()
+        task = asyncio.current_task()
+        assert task is not None
+        self.task = task
         hub = self.runtime.hub
         stats = self.runtime.stats.ws
         stats.open_connections += 1
@@ -101,9 +103,9 @@ class WsConnection(Listener):
         try:
             await self.write_ticks()
         except asyncio.CancelledError:
-            if not self.evicted or self.task.cancelling() > 1:
+            if not self.evicted or task.cancelling() > 1:
                 raise
-            self.task.uncancel()
+            task.uncancel()
         except (WebSocketDisconnect, OSError):
             pass
         finally:

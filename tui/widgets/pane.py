@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import ClassVar
+from typing import ClassVar, cast
 
 from rich.table import Table
 from rich.text import Text
@@ -58,6 +58,18 @@ class Pane(Vertical, can_focus=True):
         self.prices: deque[float] = deque(maxlen=SPARK_POINTS)
         self._seen_updates = 0
         self.ready = False
+        # Held, not queried: a repaint timer may fire while the app tears the DOM down.
+        self.parts: dict[str, Static | Digits | Sparkline] = {
+            "#title": Static(id="title"),
+            "#explain": Static(id="explain"),
+            "#price": Digits(NO_VALUE, id="price"),
+            "#spark": Sparkline([], id="spark"),
+            "#counters": Static(id="counters"),
+        }
+        self.price = cast(Digits, self.parts["#price"])
+        self.spark = cast(Sparkline, self.parts["#spark"])
+        self._shown: dict[str, object] = {}
+        """What each child shows now, to skip updates that change nothing."""
         """Mounted, children composed: painting may start."""
 
     @property
@@ -65,11 +77,7 @@ class Pane(Vertical, can_focus=True):
         return self.client.mode
 
     def compose(self) -> ComposeResult:
-        yield Static(id="title")
-        yield Static(id="explain")
-        yield Digits(NO_VALUE, id="price")
-        yield Sparkline([], id="spark")
-        yield Static(id="counters")
+        yield from self.parts.values()
 
     def on_mount(self) -> None:
         self.ready = True
@@ -92,7 +100,7 @@ class Pane(Vertical, can_focus=True):
         self.symbol = symbol or self.symbol
         self.client = self.make_client(mode or self.mode, self.symbol)
         self.prices.clear()
-        self.query_one("#spark", Sparkline).data = []
+        self.spark.data = []
         self._seen_updates = 0
         self.remove_class("up", "down")
         self.start_client()
@@ -121,19 +129,29 @@ class Pane(Vertical, can_focus=True):
             return
         client = self.client
         stats = client.stats
-        self.query_one("#title", Static).update(self._title())
-        self.query_one("#explain", Static).update(client.explain())
+        self._show("#title", self._title())
+        self._show("#explain", client.explain())
         tick = client.last_tick
         if tick is not None and stats.updates != self._seen_updates:
             self._seen_updates = stats.updates
             self.prices.append(tick.price)
-            self.query_one("#price", Digits).update(f"{tick.price:.2f}")
+            self.price.update(f"{tick.price:.2f}")
             if len(self.prices) > 1:  # one point would draw as a solid block
-                self.query_one("#spark", Sparkline).data = list(self.prices)
+                self.spark.data = list(self.prices)
             previous = client.previous_price
             self.set_class(previous is not None and tick.price > previous, "up")
             self.set_class(previous is not None and tick.price < previous, "down")
-        self.query_one("#counters", Static).update(self._counters())
+        rows = self._counter_rows()
+        if rows != self._shown.get("#counters"):
+            self._shown["#counters"] = rows
+            cast(Static, self.parts["#counters"]).update(counters_table(rows))
+
+    def _show(self, selector: str, content: Text | str) -> None:
+        """Update a child only when what it shows changed: repaints are the UI's main cost."""
+        key = content.markup if isinstance(content, Text) else content
+        if self._shown.get(selector) != key:
+            self._shown[selector] = key
+            cast(Static, self.parts[selector]).update(content)
 
     def _title(self) -> Text:
         client = self.client
@@ -151,11 +169,8 @@ class Pane(Vertical, can_focus=True):
             title.append(f" ({client.error})", "grey50")
         return title
 
-    def _counters(self) -> Table:
+    def _counter_rows(self) -> list[tuple[str, str]]:
         stats = self.client.stats
-        table = Table.grid(padding=(0, 1))
-        table.add_column(style="grey62")
-        table.add_column(justify="right")
         rows = [
             ("delay", fmt_ms(stats.last_delay_ms)),
             ("delay p50", fmt_ms(stats.delay_percentile(0.5))),
@@ -173,6 +188,13 @@ class Pane(Vertical, can_focus=True):
         ]
         if stats.rejected:
             rows.append(("rejected", fmt_count(stats.rejected)))
-        for label, value in rows:
-            table.add_row(label, value)
-        return table
+        return rows
+
+
+def counters_table(rows: list[tuple[str, str]]) -> Table:
+    table = Table.grid(padding=(0, 1))
+    table.add_column(style="grey62")
+    table.add_column(justify="right")
+    for label, value in rows:
+        table.add_row(label, value)
+    return table

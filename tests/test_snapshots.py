@@ -69,7 +69,7 @@ async def until(pilot: Pilot[None], condition: Callable[[], bool]) -> None:
     async with asyncio.timeout(WAIT):
         while not condition():
             await pilot.pause(0.02)
-    await pilot.pause(0.2)  # let a repaint show it
+    await pilot.pause(0.5)  # let a repaint show it
 
 
 def fresh_history(server: RunningServer) -> int:

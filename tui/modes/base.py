@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import random
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -35,6 +36,9 @@ from tui.modes.stats import ModeStats
 __all__ = ["Backoff", "ConnectionState", "ModeClient", "ModeError", "TickListener"]
 
 TickListener = Callable[[Tick], None]
+
+RECENT_PRICES = 60
+"""Prices kept for a sparkline."""
 
 
 class ConnectionState(StrEnum):
@@ -100,6 +104,8 @@ class ModeClient(ABC):
         self.error: str | None = None
         """Why the last attempt failed, for the pane's status line."""
         self.last_tick: Tick | None = None
+        self.recent_prices: deque[float] = deque(maxlen=RECENT_PRICES)
+        """The prices of the last ticks received, every one (a pane's sparkline)."""
         self.previous_price: float | None = None
         self.epoch: str | None = None
         self.cursor: int | None = None
@@ -129,7 +135,12 @@ class ModeClient(ABC):
         return self._http
 
     async def run(self) -> None:
-        """Receive until `stop()` or cancellation, reconnecting with backoff on any failure."""
+        """Receive until `stop()` or cancellation, reconnecting with backoff on any failure.
+
+        It may run again after it ends (a paused pane resumes), on another event loop too.
+        """
+        if not self._stopped.is_set():
+            self._stopped = asyncio.Event()  # bound to the loop this run is on
         failures = 0
         went_live = False
         try:
@@ -235,6 +246,7 @@ class ModeClient(ABC):
             stats.record_delay(self.clock.delay_ms(tick.ts))
         if self.last_tick is not None:
             self.previous_price = self.last_tick.price
+        self.recent_prices.append(tick.price)
         self.last_tick = tick
         if self.on_tick is not None:
             self.on_tick(tick)

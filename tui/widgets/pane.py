@@ -6,7 +6,6 @@ samples it a few times a second, so 200 ticks a second cost the UI no more than 
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 from typing import ClassVar, cast
 
@@ -18,13 +17,12 @@ from textual.widgets import Digits, Sparkline, Static
 
 from tui.format import NO_VALUE, fmt_bytes, fmt_count, fmt_ms, fmt_ratio
 from tui.modes import ConnectionState, ModeClient
+from tui.runner import ClientThread
 
 __all__ = ["ClientFactory", "Pane"]
 
 ClientFactory = Callable[[str, str], ModeClient]
 """(mode, symbol) -> a new client; the app decides server URL, clock and options."""
-
-SPARK_POINTS = 60
 
 STATE_BADGES: dict[ConnectionState, tuple[str, str]] = {
     ConnectionState.CONNECTING: ("◌ connecting", "yellow"),
@@ -55,9 +53,9 @@ class Pane(Vertical, can_focus=True):
         self.symbol = symbol
         self.client: ModeClient = make_client(mode, symbol)
         self.paused = False
-        self.prices: deque[float] = deque(maxlen=SPARK_POINTS)
         self._seen_updates = 0
         self.ready = False
+        self.runner: ClientThread | None = None
         # Held, not queried: a repaint timer may fire while the app tears the DOM down.
         self.parts: dict[str, Static | Digits | Sparkline] = {
             "#title": Static(id="title"),
@@ -87,19 +85,25 @@ class Pane(Vertical, can_focus=True):
     # -- the client ----------------------------------------------------------------------------
 
     def start_client(self) -> None:
-        """Run the client in a worker; starting another in this pane cancels the old one."""
+        """Run the client on its own thread and loop (see `tui.runner` for why)."""
         if not self.paused and self.ready:
-            self.run_worker(self.client.run(), group="client", exclusive=True, exit_on_error=False)
+            self.stop_client()
+            self.runner = ClientThread(self.client)
+            self.runner.start()
 
     def stop_client(self) -> None:
-        self.workers.cancel_group(self, "client")
+        if self.runner is not None:
+            self.runner.stop()
+            self.runner = None
+
+    def on_unmount(self) -> None:
+        self.stop_client()
 
     def replace_client(self, mode: str | None = None, symbol: str | None = None) -> None:
         """Switch mode or symbol: a fresh client, fresh counters."""
         self.stop_client()
         self.symbol = symbol or self.symbol
         self.client = self.make_client(mode or self.mode, self.symbol)
-        self.prices.clear()
         self.spark.data = []
         self._seen_updates = 0
         self.remove_class("up", "down")
@@ -134,10 +138,10 @@ class Pane(Vertical, can_focus=True):
         tick = client.last_tick
         if tick is not None and stats.updates != self._seen_updates:
             self._seen_updates = stats.updates
-            self.prices.append(tick.price)
             self.price.update(f"{tick.price:.2f}")
-            if len(self.prices) > 1:  # one point would draw as a solid block
-                self.spark.data = list(self.prices)
+            prices = list(client.recent_prices)
+            if len(prices) > 1:  # one point would draw as a solid block
+                self.spark.data = prices
             previous = client.previous_price
             self.set_class(previous is not None and tick.price > previous, "up")
             self.set_class(previous is not None and tick.price < previous, "down")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NoReturn
 from urllib.parse import urlsplit
 
@@ -45,24 +45,23 @@ def mode_list(text: str) -> list[str]:
     return modes
 
 
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 < value <= 3600:
-        raise argparse.ArgumentTypeError(f"out of range: {text!r}")
-    return value
+def number_in(low: float, high: float, *, low_inclusive: bool) -> Callable[[str], float]:
+    """An argparse type: a float within (or from) `low` up to `high`."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not (low <= value if low_inclusive else low < value) or not value <= high:
+            raise argparse.ArgumentTypeError(f"out of range: {text!r}")
+        return value
+
+    return parse
 
 
-def tick_rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 <= value <= 10_000:
-        raise argparse.ArgumentTypeError(f"out of range: {text!r}")
-    return value
+positive_float = number_in(0, 3600, low_inclusive=False)
+tick_rate = number_in(0, 10_000, low_inclusive=True)
 
 
 def build_parser() -> argparse.ArgumentParser:

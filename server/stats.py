@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass, field
 
 __all__ = ["ServerStats", "TransportStats"]
@@ -30,7 +29,6 @@ class TransportStats:
 
 @dataclass(slots=True)
 class ServerStats:
-    started_at: float = field(default_factory=time.time)
     ticks_published: int = 0
     poll: TransportStats = field(default_factory=TransportStats)
     longpoll: TransportStats = field(default_factory=TransportStats)

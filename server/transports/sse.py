@@ -98,8 +98,6 @@ def catch_up(topic: Topic, epoch: str, cursor: int) -> tuple[bytes, int, int]:
 class EventStream(Response):
     """The SSE response: a preamble (retry, maybe a gap, the resumed ticks), then live ticks."""
 
-    media_type = "text/event-stream"
-
     def __init__(self, runtime: Runtime, topic: Topic, preamble: bytes, cursor: int, sent: int) -> None:
         self.status_code = 200
         self.background = None

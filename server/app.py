@@ -15,7 +15,7 @@ from server.feed import PriceFeed
 from server.hub import Hub
 from server.runtime import Runtime
 from server.settings import Settings
-from server.transports import longpoll, meta, poll, publish, sse, ws
+from server.transports import longpoll, meta, poll, publish, sse, webhooks, ws
 
 __all__ = ["create_app"]
 
@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await runtime.webhooks.close()
             await broker.stop()
 
     app = FastAPI(
@@ -71,6 +72,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "If-None-Match", "Last-Event-ID"],
             expose_headers=["ETag"],
         )
-    for module in (meta, poll, longpoll, sse, ws, publish):
+    for module in (meta, poll, longpoll, sse, ws, publish, webhooks):
         app.include_router(module.router)
     return app

@@ -14,6 +14,7 @@ from server.hub import Entry, Hub, Topic, UnknownSymbol
 from server.schema import Tick
 from server.settings import Settings
 from server.stats import ServerStats
+from server.webhooks import WebhookDispatcher
 
 if TYPE_CHECKING:
     from server.transports.ws import WsConnection
@@ -27,9 +28,13 @@ class Runtime:
     broker: Broker
     hub: Hub
     stats: ServerStats = field(default_factory=ServerStats)
+    webhooks: WebhookDispatcher = field(init=False)
     ws_connections: set[WsConnection] = field(default_factory=set)
     """Open WebSocket clients, for the sweeper that evicts stalled ones."""
     started_monotonic: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        self.webhooks = WebhookDispatcher(self.hub, self.settings)
 
     def topic_or_404(self, symbol: str) -> Topic:
         try:

@@ -33,6 +33,17 @@ class Settings:
     """Ticks a WebSocket subscriber may fall behind on a symbol before it is closed with 1008;
     0 means half of `history`, so a client cut off can still resume without loss."""
     sse_retry_ms: int = 2000
+    max_webhooks: int = 100
+    """Registered webhook endpoints before registration answers 429."""
+    webhook_timeout: float = 5.0
+    """Seconds one delivery attempt may take."""
+    webhook_retry_base: float = 0.5
+    """First retry delay in seconds; doubled per attempt (with jitter) up to `webhook_retry_cap`."""
+    webhook_retry_cap: float = 60.0
+    webhook_queue: int = 1000
+    """Ticks waiting per endpoint; past it the oldest is dropped (and counted)."""
+    webhook_disable_after: float = 3600.0
+    """An endpoint failing for this many seconds without a success is disabled."""
     access_log: bool = False
 
     @property

@@ -51,5 +51,9 @@ async def stats(runtime: Annotated[Runtime, Depends(get_runtime)]) -> dict[str, 
         "tick_rate": settings.tick_rate,
         "history": settings.history,
         "transports": runtime.stats.transports(),
-        "webhooks": {"endpoints": 0, "deliveries": 0, "failures": 0},
+        "webhooks": {
+            "endpoints": len(runtime.webhooks.endpoints),
+            "deliveries": runtime.webhooks.deliveries,
+            "failures": runtime.webhooks.failures,
+        },
     }

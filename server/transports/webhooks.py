@@ -1,0 +1,77 @@
+"""`/api/webhooks`: register a receiver for some symbols, look at its deliveries, remove it."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from server.runtime import Runtime, get_runtime
+from server.transports.publish import read_json_body
+from server.webhooks import TargetRefused
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["webhooks"])
+
+
+class WebhookRegistration(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(min_length=1, max_length=2048, examples=["http://127.0.0.1:9000/hook"])
+    symbols: list[str] = Field(min_length=1, max_length=64)
+
+
+class WebhookCreated(BaseModel):
+    id: str
+    secret: str = Field(description="Standard Webhooks secret (whsec_...) to verify deliveries with.")
+
+
+@router.post(
+    "/api/webhooks",
+    status_code=201,
+    response_model=WebhookCreated,
+    responses={404: {}, 413: {}, 422: {}, 429: {}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": WebhookRegistration.model_json_schema()}},
+        }
+    },
+)
+async def register(request: Request, runtime: Annotated[Runtime, Depends(get_runtime)]) -> dict[str, str]:
+    """Deliver ticks of `symbols` to `url` (http(s), resolving inside the allow-list: loopback
+    and `--webhook-allow`). Each delivery is signed with the returned secret."""
+    raw = await read_json_body(request)
+    try:
+        body = WebhookRegistration.model_validate_json(raw)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_url=False, include_input=False)) from None
+    for symbol in body.symbols:
+        runtime.topic_or_404(symbol)
+    dispatcher = runtime.webhooks
+    if len(dispatcher.endpoints) >= runtime.settings.max_webhooks:
+        raise HTTPException(429, f"at most {runtime.settings.max_webhooks} webhooks; delete one first")
+    try:
+        endpoint = await dispatcher.register(body.url, list(dict.fromkeys(body.symbols)))
+    except TargetRefused as exc:
+        raise HTTPException(422, str(exc)) from None
+    return {"id": endpoint.id, "secret": endpoint.secret}
+
+
+@router.get("/api/webhooks/{webhook_id}", responses={404: {}})
+async def describe(webhook_id: str, runtime: Annotated[Runtime, Depends(get_runtime)]) -> dict[str, Any]:
+    """Delivery counters and state; a disabled endpoint says why."""
+    endpoint = runtime.webhooks.endpoints.get(webhook_id)
+    if endpoint is None:
+        raise HTTPException(404, f"no webhook {webhook_id!r}")
+    return endpoint.describe()
+
+
+@router.delete("/api/webhooks/{webhook_id}", status_code=204, responses={404: {}})
+async def delete(webhook_id: str, runtime: Annotated[Runtime, Depends(get_runtime)]) -> Response:
+    if not await runtime.webhooks.remove(webhook_id):
+        raise HTTPException(404, f"no webhook {webhook_id!r}")
+    return Response(status_code=204)

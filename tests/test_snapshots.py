@@ -134,3 +134,19 @@ def test_a_pane_that_cannot_reach_its_server(snap_compare: Any) -> None:
     # The third refusal says unreachable; the fourth try waits 1-2 s, time enough to take the picture.
     app = make_app(UNREACHABLE, modes=["sse"], backoff=Backoff(base=0.5, cap=10.0, unreachable_after=3))
     assert snap_compare(app, terminal_size=(100, 40), run_before=wait_unreachable)
+
+
+def test_a_webhook_pane_beside_an_sse_pane(snap_compare: Any, quiet_server: RunningServer) -> None:
+    head = fresh_history(quiet_server)
+
+    async def deliver(pilot: Pilot[None]) -> None:
+        app = pilot.app
+        assert isinstance(app, PushPullApp)
+        sse, webhook = app.panes
+        await until(pilot, lambda: webhook.client.state is ConnectionState.LIVE and sse.client.stats.updates == 1)
+        publish_sync(quiet_server, LIVE_PRICES)
+        last = head + len(LIVE_PRICES)
+        await until(pilot, lambda: all(p.client.last_tick and p.client.last_tick.seq == last for p in app.panes))
+
+    app = make_app(quiet_server.url, modes=["sse", "webhook"])
+    assert snap_compare(app, terminal_size=(110, 44), run_before=deliver)

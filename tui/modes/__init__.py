@@ -15,6 +15,7 @@ from tui.modes.longpoll import LongPollClient
 from tui.modes.poll import PollClient
 from tui.modes.sse import SseClient
 from tui.modes.stats import ModeStats
+from tui.modes.webhook import WebhookClient
 from tui.modes.ws import WsClient
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "PollClient",
     "ServerClock",
     "SseClient",
+    "WebhookClient",
     "WsClient",
     "make_client",
 ]
@@ -39,6 +41,7 @@ MODES: dict[str, type[ModeClient]] = {
         LongPollClient,
         SseClient,
         WsClient,
+        WebhookClient,
     )
 }
 """Every mode by its registry name, in the order the app cycles through them."""

@@ -166,6 +166,22 @@ OPTIONS: list[tuple[str, dict[str, Any]]] = [
             "with 1008 (default: half of --history)",
         },
     ),
+    (
+        "--max-webhooks",
+        {
+            "type": _typed("count", _positive_int),
+            "default": 100,
+            "help": "registered webhook endpoints before 429 (default 100)",
+        },
+    ),
+    (
+        "--webhook-disable-after",
+        {
+            "type": _typed("seconds", _seconds),
+            "default": 3600.0,
+            "help": "disable a webhook failing this long without a success (default 3600)",
+        },
+    ),
     ("--access-log", {"action": "store_true", "help": "log every request (slows fan-out)"}),
 ]
 
@@ -236,4 +252,6 @@ def parse_settings(argv: Sequence[str] | None = None, environ: dict[str, str] | 
         max_connections=args.max_connections,
         ws_max_lag=args.ws_max_lag or 0,
         access_log=args.access_log,
+        max_webhooks=args.max_webhooks,
+        webhook_disable_after=args.webhook_disable_after,
     )

@@ -92,7 +92,7 @@ def free_port() -> int:
 
 
 def test_the_app_cycles_modes_in_the_documented_order() -> None:
-    assert list(MODES) == ["poll", "longpoll", "sse", "ws"]
+    assert list(MODES) == ["poll", "longpoll", "sse", "ws", "webhook"]
     assert all(MODES[name].mode == name and MODES[name].title for name in MODES)
 
 
@@ -103,6 +103,7 @@ def test_each_mode_explains_itself() -> None:
         "longpoll": "holds a request until a tick arrives",
         "sse": "one open stream; the server pushes",
         "ws": "one open socket; the server pushes",
+        "webhook": "the server calls us; we verify each call",
     }
 
 

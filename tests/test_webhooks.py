@@ -205,3 +205,30 @@ def test_the_published_test_vector_signs_as_published() -> None:
     signature = Webhook(secret).sign("msg_p5jXN8AQM9LWM0D4loKWxJek", datetime.fromtimestamp(1614265330, UTC), body)
     assert signature == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
     assert json.loads(body) == {"test": 2432232314}
+
+
+async def test_an_endpoint_failing_for_too_long_is_disabled_and_says_so(server_factory: ServerFactory) -> None:
+    server = server_factory("--no-feed", "--webhook-disable-after", "1")
+    async with asyncio.timeout(WAIT), httpx.AsyncClient() as http, receiving(Receiver(lambda n: (500, {}))) as rx:
+        created = await register(http, server, rx.url, ["RELIANCE"])
+        await publish(http, server, "RELIANCE", prices(2))
+        url = server.url + f"/api/webhooks/{created['id']}"
+        state: dict[str, object] = {}
+        while state.get("state") != "disabled":
+            await asyncio.sleep(0.1)
+            state = (await http.get(url)).json()
+        assert "failing for over 1 s" in str(state["disabled_reason"])
+        assert state["delivered"] == 0 and int(str(state["failed_attempts"])) >= 2
+
+
+async def test_too_many_webhooks_is_429(server_factory: ServerFactory) -> None:
+    server = server_factory("--no-feed", "--max-webhooks", "2")
+    async with httpx.AsyncClient() as http:
+        body = {"url": "http://127.0.0.1:9/hook", "symbols": ["RELIANCE"]}
+        first = await http.post(server.url + "/api/webhooks", json=body)
+        assert first.status_code == 201
+        assert (await http.post(server.url + "/api/webhooks", json=body)).status_code == 201
+        refused = await http.post(server.url + "/api/webhooks", json=body)
+        assert refused.status_code == 429 and "at most 2" in refused.json()["detail"]
+        assert (await http.delete(server.url + f"/api/webhooks/{first.json()['id']}")).status_code == 204
+        assert (await http.post(server.url + "/api/webhooks", json=body)).status_code == 201

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
@@ -13,14 +13,15 @@ from pydantic import TypeAdapter, ValidationError
 from server.runtime import Runtime, get_runtime
 from server.schema import BatchPublish, PublishItem, Tick, round_to_tick
 
-__all__ = ["MAX_BODY_BYTES", "read_json_body", "router"]
+__all__ = ["MAX_BODY_BYTES", "read_json_body", "read_validated_body", "router"]
 
 router = APIRouter(tags=["publish"])
 
 MAX_BODY_BYTES = 64 * 1024
 """Largest request body the API accepts (413 past it)."""
 
-PublishBody = TypeAdapter(PublishItem | BatchPublish)
+PublishBody: TypeAdapter[PublishItem | BatchPublish] = TypeAdapter(PublishItem | BatchPublish)
+Body = TypeVar("Body")
 
 
 async def read_json_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
@@ -36,6 +37,16 @@ async def read_json_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes
             raise HTTPException(413, f"body over {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def read_validated_body(request: Request, schema: TypeAdapter[Body]) -> Body:
+    """The body, size-limited and validated: 413 or 422 (`{"detail": [...]}`) otherwise."""
+    raw = await read_json_body(request)
+    try:
+        return schema.validate_json(raw)
+    except ValidationError as exc:
+        # Without `input`: a NaN or Infinity echoed back would make the error itself unencodable.
+        raise RequestValidationError(exc.errors(include_url=False, include_input=False)) from None
 
 
 def check_token(runtime: Runtime, authorization: str | None) -> None:
@@ -79,12 +90,7 @@ async def publish(
     is published.
     """
     check_token(runtime, authorization)
-    raw = await read_json_body(request)
-    try:
-        body = PublishBody.validate_json(raw)
-    except ValidationError as exc:
-        # Without `input`: a NaN or Infinity echoed back would make the error itself unencodable.
-        raise RequestValidationError(exc.errors(include_url=False, include_input=False)) from None
+    body = await read_validated_body(request, PublishBody)
     items = body.ticks if isinstance(body, BatchPublish) else [body]
     for item in items:
         runtime.topic_or_404(item.symbol)

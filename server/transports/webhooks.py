@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
-from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from server.runtime import Runtime, get_runtime
-from server.transports.publish import read_json_body
+from server.transports.publish import read_validated_body
 from server.webhooks import TargetRefused
 
 __all__ = ["router"]
@@ -22,6 +21,9 @@ class WebhookRegistration(BaseModel):
 
     url: str = Field(min_length=1, max_length=2048, examples=["http://127.0.0.1:9000/hook"])
     symbols: list[str] = Field(min_length=1, max_length=64)
+
+
+REGISTRATION: TypeAdapter[WebhookRegistration] = TypeAdapter(WebhookRegistration)
 
 
 class WebhookCreated(BaseModel):
@@ -44,11 +46,7 @@ class WebhookCreated(BaseModel):
 async def register(request: Request, runtime: Annotated[Runtime, Depends(get_runtime)]) -> dict[str, str]:
     """Deliver ticks of `symbols` to `url` (http(s), resolving inside the allow-list: loopback
     and `--webhook-allow`). Each delivery is signed with the returned secret."""
-    raw = await read_json_body(request)
-    try:
-        body = WebhookRegistration.model_validate_json(raw)
-    except ValidationError as exc:
-        raise RequestValidationError(exc.errors(include_url=False, include_input=False)) from None
+    body = await read_validated_body(request, REGISTRATION)
     for symbol in body.symbols:
         runtime.topic_or_404(symbol)
     dispatcher = runtime.webhooks

@@ -49,7 +49,7 @@ class WebhookClient(ModeClient):
         self._verifier: Webhook | None = None
         self._seen: set[str] = set()
         self._seen_order: deque[str] = deque()
-        self._handlers: set[asyncio.Task[None]] = set()
+        self._handlers: dict[asyncio.Task[Any], asyncio.StreamWriter] = {}
         """Open receiver connections, closed with the receiver."""
 
     def explain(self) -> str:
@@ -73,10 +73,13 @@ class WebhookClient(ModeClient):
             await self._watch_registration()
         finally:
             receiver.close()
-            handlers = list(self._handlers)
-            for handler in handlers:
-                handler.cancel()
-            await asyncio.gather(*handlers, return_exceptions=True)
+            # Close their sockets rather than cancel them: asyncio's stream server reports a
+            # cancelled handler as an error. Each then ends on its next read.
+            handlers = list(self._handlers.items())
+            for _, writer in handlers:
+                writer.close()
+            if handlers:
+                await asyncio.wait([task for task, _ in handlers], timeout=2.0)
             await self._deregister()
 
     async def _watch_registration(self) -> None:
@@ -101,7 +104,7 @@ class WebhookClient(ModeClient):
         """A minimal HTTP/1.1 keep-alive handler: one delivery per request."""
         task = asyncio.current_task()
         if task is not None:
-            self._handlers.add(task)
+            self._handlers[task] = writer
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -122,7 +125,7 @@ class WebhookClient(ModeClient):
             pass
         finally:
             if task is not None:
-                self._handlers.discard(task)
+                self._handlers.pop(task, None)
             writer.close()
 
     def _take(self, headers: dict[str, str], body: bytes) -> int:

@@ -1,0 +1,251 @@
+"""`pushpull-bench`: every mode side by side against one feed, headless, with the same mode clients
+the app uses; a comparison table on the terminal and the same figures as JSON.
+
+Percentiles are exact (nearest rank over every delay recorded), not averages of averages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import httpx
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from tui import __version__
+from tui.embedded import EmbeddedServer, EmbeddedServerError
+from tui.format import NO_VALUE
+from tui.modes import MODES, ModeClient, make_client
+from tui.modes.stats import percentile
+
+__all__ = ["main", "run_bench"]
+
+DEFAULT_MODES = ("poll", "longpoll", "sse", "ws", "webhook")
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def summarize(clients: Sequence[ModeClient]) -> dict[str, Any]:
+    """One mode's figures, summed over its clients; delays pooled for exact percentiles."""
+    stats = [c.stats for c in clients]
+    delays = sorted(d for s in stats for d in (s.all_delays_ms or []))
+    updates = sum(s.updates for s in stats)
+    requests = sum(s.requests for s in stats)
+    received = sum(s.bytes_received for s in stats)
+
+    def ratio(value: int) -> float | None:
+        return round(value / updates, 3) if updates else None
+
+    def pct(fraction: float) -> float | None:
+        return None if not delays else round(percentile(delays, fraction), 3)
+
+    return {
+        "clients": len(clients),
+        "updates": updates,
+        "missed": sum(s.missed for s in stats),
+        "duplicates": sum(s.duplicates for s in stats),
+        "requests": requests,
+        "empty_responses": sum(s.empty_responses for s in stats),
+        "bytes": received,
+        "rejected": sum(s.rejected for s in stats),
+        "reconnects": sum(s.reconnects for s in stats),
+        "delay_ms": {"p50": pct(0.5), "p95": pct(0.95), "p99": pct(0.99), "max": delays[-1] if delays else None},
+        "requests_per_update": ratio(requests),
+        "bytes_per_update": ratio(received),
+    }
+
+
+def table(results: dict[str, dict[str, Any]], title: str) -> Table:
+    grid = Table(title=title)
+    for column in (
+        "mode",
+        "updates",
+        "missed",
+        "dup",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "max ms",
+        "requests",
+        "empty",
+        "bytes",
+        "req/upd",
+        "bytes/upd",
+    ):
+        grid.add_column(column, justify="left" if column == "mode" else "right")
+    for mode, r in results.items():
+        d = r["delay_ms"]
+        grid.add_row(
+            mode,
+            f"{r['updates']:,}",
+            f"{r['missed']:,}",
+            f"{r['duplicates']:,}",
+            *(fmt(d[k]) for k in ("p50", "p95", "p99", "max")),
+            f"{r['requests']:,}",
+            f"{r['empty_responses']:,}",
+            f"{r['bytes']:,}",
+            fmt(r["requests_per_update"], 2),
+            fmt(r["bytes_per_update"], 1),
+        )
+    return grid
+
+
+def fmt(value: float | None, digits: int = 1) -> str:
+    return NO_VALUE if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+async def server_stats(http: httpx.AsyncClient, url: str) -> dict[str, Any]:
+    response = await http.get(url + "/api/stats")
+    response.raise_for_status()
+    stats: dict[str, Any] = response.json()
+    return stats
+
+
+async def run_bench(
+    url: str,
+    *,
+    modes: Sequence[str],
+    clients: int,
+    duration: float,
+    poll_interval: float,
+    symbol: str,
+    console: Console,
+) -> dict[str, Any]:
+    """Connect every client, measure for `duration` seconds, and return the JSON document."""
+    async with httpx.AsyncClient(timeout=10.0) as http:
+        before = await server_stats(http, url)
+        by_mode = {
+            mode: [
+                make_client(mode, url, symbol, poll_interval=poll_interval, keep_all_delays=True, seed=i)
+                for i in range(clients)
+            ]
+            for mode in modes
+        }
+        everyone = [c for group in by_mode.values() for c in group]
+        tasks = [asyncio.create_task(c.run()) for c in everyone]
+        started = time.monotonic()
+        try:
+            with Live(console=console, refresh_per_second=4, transient=True) as live:
+                while (elapsed := time.monotonic() - started) < duration:
+                    live.update(
+                        f"measuring {elapsed:4.1f} / {duration:g} s · "
+                        + " · ".join(f"{m} {sum(c.stats.updates for c in g):,}" for m, g in by_mode.items())
+                    )
+                    await asyncio.sleep(0.25)
+            during = await server_stats(http, url)
+        finally:
+            for client in everyone:
+                await client.stop()
+            await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 15)
+    opened = sum(t["open_connections"] for t in during["transports"].values()) - sum(
+        t["open_connections"] for t in before["transports"].values()
+    )
+    rss_delta = during["rss_bytes"] - before["rss_bytes"]
+    return {
+        "config": {
+            "server": url,
+            "modes": list(modes),
+            "clients": clients,
+            "duration_s": duration,
+            "poll_interval_s": poll_interval,
+            "symbol": symbol,
+            "tick_rate": during.get("tick_rate"),
+            "version": __version__,
+        },
+        "modes": {mode: summarize(group) for mode, group in by_mode.items()},
+        "server": {
+            "rss_bytes_before": before["rss_bytes"],
+            "rss_bytes_during": during["rss_bytes"],
+            "open_connections": opened,
+            "rss_bytes_per_connection": round(rss_delta / opened, 1) if opened > 0 else None,
+            "ticks_published": during["ticks_published"] - before["ticks_published"],
+        },
+    }
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="pushpull-bench", description="Measure every delivery mode side by side, headless.")
+    parser.add_argument("--version", action="version", version=f"pushpull-bench {__version__}")
+    parser.add_argument("--server", help="a running pushpull-server (default: start the bundled one)")
+    parser.add_argument("--modes", default=",".join(DEFAULT_MODES), help="comma-separated (default: all)")
+    parser.add_argument("--clients", type=int, default=1, help="subscribers per mode (default 1)")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds to measure (default 10)")
+    parser.add_argument("--tick-rate", type=float, default=2.0, help="bundled server: ticks/s (default 2)")
+    parser.add_argument("--poll-interval", type=float, default=1.0, help="seconds between polls (default 1)")
+    parser.add_argument("--symbol", default="RELIANCE", type=str.upper)
+    parser.add_argument("--seed", type=int, default=None, help="bundled server: feed seed")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    console = Console(stderr=True)
+    try:
+        args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+        modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+        if not modes or any(m not in MODES for m in modes):
+            raise UsageError(f"--modes: choose from {', '.join(MODES)}")
+        if args.clients < 1 or not 0 < args.duration <= 3600 or not 0 < args.poll_interval <= 3600:
+            raise UsageError("--clients must be >= 1; --duration and --poll-interval in (0, 3600]")
+    except UsageError as exc:
+        print(f"pushpull-bench: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    embedded: EmbeddedServer | None = None
+    url = args.server
+    try:
+        if url is None:
+            server_args = ["--tick-rate", f"{args.tick_rate:g}", "--symbols", args.symbol]
+            if args.seed is not None:
+                server_args += ["--seed", str(args.seed)]
+            embedded = EmbeddedServer(server_args)
+            url = embedded.start()
+        results = asyncio.run(
+            run_bench(
+                url,
+                modes=modes,
+                clients=args.clients,
+                duration=args.duration,
+                poll_interval=args.poll_interval,
+                symbol=args.symbol,
+                console=console,
+            )
+        )
+    except EmbeddedServerError as exc:
+        print(f"pushpull-bench: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except httpx.HTTPError as exc:
+        print(f"pushpull-bench: error: cannot reach {url}: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    rss = results["server"]["rss_bytes_per_connection"]
+    out = Console(width=None if sys.stdout.isatty() else 140)
+    out.print(table(results["modes"], f"pushpull-bench · {args.duration:g} s · {url}"))
+    Console().print(
+        f"server memory per open connection: {fmt(rss / 1000 if rss else None)} KB "
+        f"({results['server']['open_connections']} connections); "
+        f"ticks published: {results['server']['ticks_published']}"
+    )
+    if args.json is not None:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -130,6 +130,15 @@ class Topic:
             return [ring[-1]]
         return [ring[i] for i in range(-missing, 0)]
 
+    def resume(self, seq: int) -> tuple[list[Entry], bool]:
+        """What a reader at `seq` gets now: (entries, gap). Every entry newer than `seq`, or, when
+        the ring cannot cover that (see `after`), just the latest entry with `gap` set."""
+        entries = self.after(seq)
+        if entries is not None:
+            return entries, False
+        latest = self.latest
+        return ([latest] if latest is not None else []), True
+
     def clear(self) -> None:
         self.ring.clear()
 

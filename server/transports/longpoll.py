@@ -47,11 +47,8 @@ async def long_poll(
         return _send(runtime, [runtime.latest_or_503(symbol)], gap=False)
     if epoch is not None and epoch != hub.epoch:
         return _send(runtime, [runtime.latest_or_503(symbol)], gap=True)
-    entries = topic.after(after)
-    if entries is None:
-        return _send(runtime, [runtime.latest_or_503(symbol)], gap=True)
-    if entries:
-        return _send(runtime, entries, gap=False)
+    if answer := _answer_now(runtime, symbol, after):
+        return answer
     if hub.closing:  # shutting down: hold nothing, or a re-poll on this connection would hang the exit
         stats.empty_responses += 1
         return Response(status_code=204, headers={"Connection": "close"})
@@ -71,11 +68,8 @@ async def long_poll(
         topic.listeners.discard(listener)
     if await request.is_disconnected():
         return Response(status_code=204)  # nobody to answer; the slot is free already
-    entries = topic.after(after)
-    if entries is None:
-        return _send(runtime, [runtime.latest_or_503(symbol)], gap=True)
-    if entries:
-        return _send(runtime, entries, gap=False)
+    if answer := _answer_now(runtime, symbol, after):
+        return answer
     stats.empty_responses += 1
     return Response(status_code=204)
 
@@ -85,6 +79,14 @@ async def _wake_on_disconnect(request: Request, listener: Listener) -> None:
     while (await request.receive())["type"] != "http.disconnect":
         pass
     listener.wake()
+
+
+def _answer_now(runtime: Runtime, symbol: str, after: int) -> Response | None:
+    """Ticks after the cursor (or the latest with a gap) if there is anything to say, else None."""
+    entries, gap = runtime.topic_or_404(symbol).resume(after)
+    if gap:
+        return _send(runtime, [runtime.latest_or_503(symbol)], gap=True)
+    return _send(runtime, entries, gap=False) if entries else None
 
 
 def _send(runtime: Runtime, entries: list[Entry], gap: bool) -> Response:

@@ -84,15 +84,13 @@ def catch_up(topic: Topic, epoch: str, cursor: int) -> tuple[bytes, int, int]:
     A cursor the ring no longer covers (a stalled reader, a burst, a new epoch) gets a gap
     event and the latest tick: the stream conflates rather than closes.
     """
-    entries = topic.after(cursor)
-    if entries is None:
-        latest = topic.latest
-        if latest is None:
-            return b"", cursor, 0
-        return gap_event(topic.symbol, epoch, "stale") + latest.sse, latest.seq, 1
+    entries, gap = topic.resume(cursor)
     if not entries:
         return b"", cursor, 0
-    return b"".join([e.sse for e in entries]), entries[-1].seq, len(entries)
+    body = b"".join([e.sse for e in entries])
+    if gap:
+        body = gap_event(topic.symbol, epoch, "stale") + body
+    return body, entries[-1].seq, len(entries)
 
 
 class EventStream(Response):

@@ -151,15 +151,11 @@ class WsConnection(Listener):
             progressed = False
             for symbol, cursor in list(self.cursors.items()):
                 topic = hub.topics[symbol]
-                entries = topic.after(cursor)
-                if entries is None:
-                    latest = topic.latest
-                    if latest is None:
-                        continue
-                    await self.send(frame("gap", symbol=symbol, epoch=hub.epoch, reason="stale"))
-                    entries = [latest]
+                entries, gap = topic.resume(cursor)
                 if not entries:
                     continue
+                if gap:
+                    await self.send(frame("gap", symbol=symbol, epoch=hub.epoch, reason="stale"))
                 for entry in entries:
                     await self.send(entry.ws)
                 stats.messages_sent += len(entries)

@@ -14,7 +14,7 @@ import uvicorn
 
 from server.app import create_app
 from server.cli import UsageError, parse_settings
-from server.raw_send import KeepRawSend
+from server.front_door import FrontDoor
 from server.runtime import Runtime
 from server.settings import Settings
 
@@ -72,13 +72,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"pushpull-server: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     config = uvicorn.Config(
-        KeepRawSend(app),
+        FrontDoor(app),
         log_level="warning",
         access_log=settings.access_log,
         ws_max_size=MAX_FRAME_BYTES,
         ws_per_message_deflate=False,  # ticks are ~100 bytes; per-client compression state would cost more
         timeout_graceful_shutdown=3,
         lifespan="on",
+        proxy_headers=False,  # no proxy in front by default; saves a layer on every request
     )
     server = _Server(config, app.state.runtime)
     host, port = sock.getsockname()[:2]

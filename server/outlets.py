@@ -126,4 +126,9 @@ def ws_outlet(send: Send) -> Outlet | None:
         return None
     if not isinstance(getattr(protocol, "writable", None), asyncio.Event):
         return None
+    # The handshake's request and response (headers and all, ~2 KB) are only read while
+    # accepting; uvicorn keeps them for the connection's life. Let them go.
+    for name in ("request", "response"):
+        if hasattr(protocol, name):
+            setattr(protocol, name, None)
     return _SansIOWebSocketOutlet(protocol, State.OPEN)

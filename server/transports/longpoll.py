@@ -3,17 +3,47 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
+from starlette.types import Receive, Scope, Send
 
-from server.hub import Entry, Listener
+from server.hub import Entry, Listener, Topic
+from server.rawhttp import Delegate, Headers, HttpError, cors_headers, path_symbol, respond, validated_query
 from server.runtime import Runtime, get_runtime
 from server.schema import LongPollReply
 
-__all__ = ["router"]
+__all__ = ["PREFIX", "router", "serve"]
 
 router = APIRouter(tags=["long poll"])
+
+PREFIX = "/api/longpoll/"
+NO_STORE = (b"cache-control", b"no-store")
+
+
+class LongPollQuery(BaseModel):
+    after: int | None = Field(None, ge=0, description="Last seq the client has.")
+    timeout: float = Field(25, ge=1, le=60, description="Seconds to hold.")
+    epoch: str | None = Field(None, max_length=64, description="Epoch `after` counts in.")
+
+
+class HeldRequest(Listener):
+    """A long poll waiting for a tick; also woken when its client leaves."""
+
+    __slots__ = ("disconnected",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.disconnected = False
+
+    async def watch(self, receive: Receive) -> None:
+        """End the hold as soon as the client goes, so it stops counting as an open connection."""
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        self.disconnected = True
+        self.wake()
 
 
 def reply(entries: list[Entry], gap: bool) -> bytes:
@@ -21,77 +51,78 @@ def reply(entries: list[Entry], gap: bool) -> bytes:
     return b'{"ticks":[' + b",".join(e.json for e in entries) + (b'],"gap":true}' if gap else b'],"gap":false}')
 
 
+async def serve(runtime: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
+    """`GET /api/longpoll/{symbol}`, as plain ASGI (see `server.front_door`)."""
+    stats = runtime.stats.longpoll
+    stats.requests += 1
+    topic = runtime.topic_or_404(path_symbol(scope, PREFIX))
+    query = validated_query(LongPollQuery, scope)
+    headers = [NO_STORE, *cors_headers(runtime.settings.cors, scope)]
+    hub = runtime.hub
+    after = query.after
+    if after is None:
+        await answer(runtime, send, headers, [runtime.latest_or_503(topic.symbol)], gap=False)
+        return
+    if query.epoch is not None and query.epoch != hub.epoch:
+        await answer(runtime, send, headers, [runtime.latest_or_503(topic.symbol)], gap=True)
+        return
+    if await answer_now(runtime, topic, after, send, headers):
+        return
+    if hub.closing:  # shutting down: hold nothing, or a re-poll on this connection would hang the exit
+        stats.empty_responses += 1
+        await respond(send, 204, headers=[*headers, (b"connection", b"close")])
+        return
+    if runtime.at_capacity():
+        stats.rejected += 1
+        raise HttpError(503, "too many open connections")
+
+    held = HeldRequest()
+    topic.listeners.add(held)
+    stats.open_connections += 1
+    watcher = asyncio.ensure_future(held.watch(receive))
+    try:
+        await held.sleep(query.timeout)
+    finally:
+        watcher.cancel()
+        stats.open_connections -= 1
+        topic.listeners.discard(held)
+    if held.disconnected:
+        return  # nobody to answer; the slot is free already
+    if not await answer_now(runtime, topic, after, send, headers):
+        stats.empty_responses += 1
+        await respond(send, 204, headers=headers)
+
+
+async def answer_now(runtime: Runtime, topic: Topic, after: int, send: Send, headers: Headers) -> bool:
+    """Send the ticks after the cursor (or the latest with a gap), if there is anything to say."""
+    entries, gap = topic.resume(after)
+    if not entries:
+        return False
+    await answer(runtime, send, headers, entries, gap)
+    return True
+
+
+async def answer(runtime: Runtime, send: Send, headers: Headers, entries: list[Entry], gap: bool) -> None:
+    body = reply(entries, gap)
+    stats = runtime.stats.longpoll
+    stats.messages_sent += len(entries)
+    stats.bytes_sent += len(body)
+    await respond(send, 200, body, headers)
+
+
 @router.get(
-    "/api/longpoll/{symbol}",
+    PREFIX + "{symbol}",
     response_model=LongPollReply,
     responses={204: {"description": "Nothing newer than `after` arrived within `timeout`."}, 404: {}},
 )
 async def long_poll(
     symbol: str,
-    request: Request,
     runtime: Annotated[Runtime, Depends(get_runtime)],
-    after: Annotated[int | None, Query(ge=0, description="Last seq the client has.")] = None,
-    timeout: Annotated[float, Query(ge=1, le=60, description="Seconds to hold.")] = 25,
-    epoch: Annotated[str | None, Query(max_length=64, description="Epoch `after` counts in.")] = None,
-) -> Response:
+    query: Annotated[LongPollQuery, Query()],
+) -> Delegate:
     """Every tick after `after` at once if there are any; else hold until one arrives, or 204.
 
     No `after`: the latest tick at once. A cursor that history no longer covers, an old epoch,
     or a cursor ahead of the newest tick: the latest tick at once, with `gap: true`.
     """
-    stats = runtime.stats.longpoll
-    stats.requests += 1
-    topic = runtime.topic_or_404(symbol)
-    hub = runtime.hub
-    if after is None:
-        return _send(runtime, [runtime.latest_or_503(symbol)], gap=False)
-    if epoch is not None and epoch != hub.epoch:
-        return _send(runtime, [runtime.latest_or_503(symbol)], gap=True)
-    if answer := _answer_now(runtime, symbol, after):
-        return answer
-    if hub.closing:  # shutting down: hold nothing, or a re-poll on this connection would hang the exit
-        stats.empty_responses += 1
-        return Response(status_code=204, headers={"Connection": "close"})
-    if runtime.at_capacity():
-        stats.rejected += 1
-        return Response(b'{"detail":"too many open connections"}', 503, media_type="application/json")
-
-    listener = Listener()
-    topic.listeners.add(listener)
-    stats.open_connections += 1
-    watcher = asyncio.ensure_future(_wake_on_disconnect(request, listener))
-    try:
-        await listener.sleep(timeout)
-    finally:
-        watcher.cancel()
-        stats.open_connections -= 1
-        topic.listeners.discard(listener)
-    if await request.is_disconnected():
-        return Response(status_code=204)  # nobody to answer; the slot is free already
-    if answer := _answer_now(runtime, symbol, after):
-        return answer
-    stats.empty_responses += 1
-    return Response(status_code=204)
-
-
-async def _wake_on_disconnect(request: Request, listener: Listener) -> None:
-    """End the hold as soon as the client goes, so it stops counting as an open connection."""
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
-    listener.wake()
-
-
-def _answer_now(runtime: Runtime, symbol: str, after: int) -> Response | None:
-    """Ticks after the cursor (or the latest with a gap) if there is anything to say, else None."""
-    entries, gap = runtime.topic_or_404(symbol).resume(after)
-    if gap:
-        return _send(runtime, [runtime.latest_or_503(symbol)], gap=True)
-    return _send(runtime, entries, gap=False) if entries else None
-
-
-def _send(runtime: Runtime, entries: list[Entry], gap: bool) -> Response:
-    body = reply(entries, gap)
-    stats = runtime.stats.longpoll
-    stats.messages_sent += len(entries)
-    stats.bytes_sent += len(body)
-    return Response(body, media_type="application/json", headers={"Cache-Control": "no-store"})
+    return Delegate(functools.partial(serve, runtime))

@@ -7,26 +7,41 @@ tick, just the subscriber's cursor into the symbol's ring and the bytes encoded 
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Header, Query
+from pydantic import BaseModel, Field
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from server.hub import Entry, Listener, Topic
 from server.outlets import Outlet, chunk, http_outlet
-from server.raw_send import raw_send
+from server.rawhttp import Delegate, HttpError, cors_headers, header, path_symbol, validated_query
 from server.runtime import Runtime, get_runtime
 from server.schema import encode_json
 from server.stats import TransportStats
 
-__all__ = ["router"]
+__all__ = ["PREFIX", "router", "serve"]
 
 router = APIRouter(tags=["sse"])
 
+PREFIX = "/api/stream/"
+MAX_EVENT_ID = 128
+"""Longer resume ids are bad input (422): real ones are `<epoch>:<seq>`."""
+HEADERS = (
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-store"),
+    (b"x-accel-buffering", b"no"),
+)
 HEARTBEAT = b": keep-alive\n\n"
 HEARTBEAT_CHUNK = chunk(HEARTBEAT)
+
+
+class StreamQuery(BaseModel):
+    last_event_id: str | None = Field(
+        None, max_length=MAX_EVENT_ID, description="Resume point for a browser's first connect."
+    )
 
 
 def gap_event(symbol: str, epoch: str, reason: str) -> bytes:
@@ -93,61 +108,70 @@ def catch_up(topic: Topic, epoch: str, cursor: int) -> tuple[bytes, int, int]:
     return body, entries[-1].seq, len(entries)
 
 
-class EventStream(Response):
+async def serve(runtime: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
+    """`GET /api/stream/{symbol}`, as plain ASGI (see `server.front_door`)."""
+    stats = runtime.stats.sse
+    stats.requests += 1
+    topic = runtime.topic_or_404(path_symbol(scope, PREFIX))
+    resume_from = header(scope, b"last-event-id")
+    if resume_from is None:
+        resume_from = validated_query(StreamQuery, scope).last_event_id
+    elif len(resume_from) > MAX_EVENT_ID:
+        raise HttpError(422, f"Last-Event-ID longer than {MAX_EVENT_ID} characters")
+    if runtime.at_capacity():
+        stats.rejected += 1
+        raise HttpError(503, "too many open connections")
+    preamble, cursor, sent = preamble_for(runtime, topic, resume_from)
+    await stream(runtime, topic, preamble, cursor, sent, scope, receive, send)
+
+
+async def stream(
+    runtime: Runtime,
+    topic: Topic,
+    preamble: bytes,
+    cursor: int,
+    sent: int,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+) -> None:
     """The SSE response: a preamble (retry, maybe a gap, the resumed ticks), then live ticks."""
-
-    def __init__(self, runtime: Runtime, topic: Topic, preamble: bytes, cursor: int, sent: int) -> None:
-        self.status_code = 200
-        self.background = None
-        self.raw_headers = [
-            (b"content-type", b"text/event-stream; charset=utf-8"),
-            (b"cache-control", b"no-store"),
-            (b"x-accel-buffering", b"no"),
-        ]
-        self.runtime = runtime
-        self.topic = topic
-        self.preamble = preamble
-        self.cursor = cursor
-        self.sent = sent
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        hub = self.runtime.hub
-        stats = self.runtime.stats.sse
-        topic = self.topic
-        listener = SseListener(self.cursor, stats)
-        watcher = asyncio.ensure_future(listener.watch(receive))
-        stats.open_connections += 1
-        stats.messages_sent += self.sent
-        try:
-            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-            send = raw_send(scope, send)
-            listener.outlet = http_outlet(send)
-            stats.direct_connections += listener.outlet is not None
-            topic.listeners.add(listener)
-            hub.heartbeats.add(listener)
-            body = self.preamble
-            while not (listener.disconnected or hub.closing):
-                if body:
-                    listener.stalled = True  # the task holds the pen until it has caught up
-                    await send({"type": "http.response.body", "body": body, "more_body": True})
-                    stats.bytes_sent += len(body)
-                body, listener.cursor, count = catch_up(topic, hub.epoch, listener.cursor)
-                stats.messages_sent += count
-                if body:
-                    continue
-                if listener.beat_due:
-                    listener.beat_due = False
-                    body = HEARTBEAT
-                    continue
-                listener.stalled = False
-                await listener.sleep()
-        finally:
-            watcher.cancel()
-            topic.listeners.discard(listener)
-            hub.heartbeats.discard(listener)
-            stats.open_connections -= 1
-            if not listener.disconnected:
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
+    hub = runtime.hub
+    stats = runtime.stats.sse
+    listener = SseListener(cursor, stats)
+    watcher = asyncio.ensure_future(listener.watch(receive))
+    stats.open_connections += 1
+    stats.messages_sent += sent
+    try:
+        headers = [*HEADERS, *cors_headers(runtime.settings.cors, scope)]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        listener.outlet = http_outlet(send)
+        stats.direct_connections += listener.outlet is not None
+        topic.listeners.add(listener)
+        hub.heartbeats.add(listener)
+        body = preamble
+        while not (listener.disconnected or hub.closing):
+            if body:
+                listener.stalled = True  # the task holds the pen until it has caught up
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+                stats.bytes_sent += len(body)
+            body, listener.cursor, count = catch_up(topic, hub.epoch, listener.cursor)
+            stats.messages_sent += count
+            if body:
+                continue
+            if listener.beat_due:
+                listener.beat_due = False
+                body = HEARTBEAT
+                continue
+            listener.stalled = False
+            await listener.sleep()
+    finally:
+        watcher.cancel()
+        topic.listeners.discard(listener)
+        hub.heartbeats.discard(listener)
+        stats.open_connections -= 1
+        if not listener.disconnected:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 def parse_event_id(value: str) -> tuple[str, int] | None:
@@ -178,7 +202,7 @@ def preamble_for(runtime: Runtime, topic: Topic, last_event_id: str | None) -> t
 
 
 @router.get(
-    "/api/stream/{symbol}",
+    PREFIX + "{symbol}",
     status_code=200,
     response_class=Response,
     responses={
@@ -187,25 +211,14 @@ def preamble_for(runtime: Runtime, topic: Topic, last_event_id: str | None) -> t
         503: {"description": "Too many open connections."},
     },
 )
-async def stream(
+async def event_stream(
     symbol: str,
-    request: Request,
     runtime: Annotated[Runtime, Depends(get_runtime)],
-    last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID", max_length=128)] = None,
-    last_event_id: Annotated[
-        str | None, Query(max_length=128, description="Resume point for a browser's first connect.")
-    ] = None,
-) -> Response:
+    query: Annotated[StreamQuery, Query()],
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=MAX_EVENT_ID)] = None,
+) -> Delegate:
     """Ticks of one symbol as Server-Sent Events, resumable with `Last-Event-ID: <epoch>:<seq>`.
 
     An unknown or stale id starts from the latest tick, after an `event: gap`.
     """
-    stats = runtime.stats.sse
-    stats.requests += 1
-    topic = runtime.topic_or_404(symbol)
-    if runtime.at_capacity():
-        stats.rejected += 1
-        return JSONResponse({"detail": "too many open connections"}, 503)
-    resume_from = last_event_id_header if last_event_id_header is not None else last_event_id
-    preamble, cursor, sent = preamble_for(runtime, topic, resume_from)
-    return EventStream(runtime, topic, preamble, cursor, sent)
+    return Delegate(functools.partial(serve, runtime))

@@ -17,17 +17,19 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, WebSocket
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect
 
 from server.hub import Entry, Listener
 from server.outlets import Outlet, ws_outlet
-from server.raw_send import raw_send
 from server.runtime import Runtime, get_ws_runtime
 from server.schema import Ping, Subscribe, Unsubscribe, encode_json
 
-__all__ = ["SLOW_CONSUMER", "WsConnection", "router"]
+__all__ = ["PATH", "SLOW_CONSUMER", "WsConnection", "router", "serve"]
 
 router = APIRouter(tags=["websocket"])
+
+PATH = "/ws"
 
 SLOW_CONSUMER = 1008
 """Close code for a client that fell too far behind while not reading (policy violation)."""
@@ -40,7 +42,12 @@ def frame(kind: str, **fields: Any) -> str:
 
 
 class WsConnection(Listener):
-    """One WebSocket client: its cursors, its writer loop, and its reader of ops."""
+    """One WebSocket client: its cursors, and one task that reads its ops.
+
+    Ticks need no task of their own: in step with the ring, the hub writes each tick's frame
+    straight to the socket (see `server.outlets`). Only when that is not possible (the socket
+    pushes back, a resume, a gap, no outlet) does a catch-up writer run, until it has caught up.
+    """
 
     __slots__ = (
         "closed",
@@ -50,13 +57,15 @@ class WsConnection(Listener):
         "raw_send",
         "runtime",
         "sending",
+        "shutting_down",
         "stalled",
         "stats",
         "task",
         "websocket",
+        "writer",
     )
 
-    def __init__(self, websocket: WebSocket, runtime: Runtime) -> None:
+    def __init__(self, websocket: WebSocket, runtime: Runtime, send: Send) -> None:
         super().__init__()
         self.websocket = websocket
         self.runtime = runtime
@@ -64,13 +73,17 @@ class WsConnection(Listener):
         """Last seq sent per subscribed symbol."""
         self.closed = False
         self.evicted = False
+        self.shutting_down = False
         self.sending = False
         """True only while a write is suspended: the socket's buffer is full."""
         self.task: asyncio.Task[None] | None = None
-        self.raw_send = raw_send(websocket.scope, websocket.send)
+        self.writer: asyncio.Task[None] | None = None
+        """The catch-up writer, while one runs."""
+        self.raw_send = send
+        """The server's own `send` when the front door called us (then the outlet works)."""
         self.outlet: Outlet | None = ws_outlet(self.raw_send)
         self.stalled = True
-        """The task, not the hub, writes next: set until it has caught up on every symbol."""
+        """The writer, not the hub, writes next: set until it has caught up on every symbol."""
         self.stats = runtime.stats.ws
 
     def on_entry(self, entry: Entry) -> None:
@@ -89,27 +102,35 @@ class WsConnection(Listener):
             self.stalled = True
             self.wake()
 
+    def wake(self) -> None:
+        """Start the catch-up writer unless it runs; on shutdown, end the connection instead."""
+        if self.runtime.hub.closing:
+            if not (self.shutting_down or self.evicted) and self.task is not None:
+                self.shutting_down = True
+                self.task.cancel()
+        elif self.writer is None and not self.closed:
+            self.writer = asyncio.ensure_future(self.write_ticks())
+
     async def run(self) -> None:
         task = asyncio.current_task()
         assert task is not None
         self.task = task
         hub = self.runtime.hub
-        stats = self.runtime.stats.ws
+        stats = self.stats
         stats.open_connections += 1
         stats.direct_connections += self.outlet is not None
         connections: set[WsConnection] = self.runtime.ws_connections
         connections.add(self)
-        reader = asyncio.ensure_future(self.read_ops())
         try:
-            await self.write_ticks()
+            await self.read_ops()
         except asyncio.CancelledError:
-            if not self.evicted or task.cancelling() > 1:
+            if not (self.evicted or self.shutting_down) or task.cancelling() > 1:
                 raise
             task.uncancel()
-        except (WebSocketDisconnect, OSError):
-            pass
         finally:
-            reader.cancel()
+            self.closed = True
+            if self.writer is not None:
+                self.writer.cancel()
             connections.discard(self)
             for symbol in self.cursors:
                 hub.topics[symbol].listeners.discard(self)
@@ -117,7 +138,7 @@ class WsConnection(Listener):
         if self.evicted:
             stats.evicted += 1
             await self.close(SLOW_CONSUMER, "too slow: fell behind; reconnect with 'after' to resume")
-        elif hub.closing and not self.closed:
+        elif self.shutting_down or hub.closing:
             await self.close(1012, "server shutting down")
 
     async def close(self, code: int, reason: str) -> None:
@@ -140,31 +161,34 @@ class WsConnection(Listener):
             await self.raw_send({"type": "websocket.send", "text": text})
         finally:
             self.sending = False
-        stats = self.runtime.stats.ws
-        stats.bytes_sent += len(text)
+        self.stats.bytes_sent += len(text)
 
     async def write_ticks(self) -> None:
+        """Catch up every symbol from the ring, then hand writing back to the hub and end."""
         hub = self.runtime.hub
-        stats = self.runtime.stats.ws
-        while not (self.closed or hub.closing):
-            self.stalled = True  # the task holds the pen until a pass finds nothing to send
-            progressed = False
-            for symbol, cursor in list(self.cursors.items()):
-                topic = hub.topics[symbol]
-                entries, gap = topic.resume(cursor)
-                if not entries:
-                    continue
-                if gap:
-                    await self.send(frame("gap", symbol=symbol, epoch=hub.epoch, reason="stale"))
-                for entry in entries:
-                    await self.send(entry.ws)
-                stats.messages_sent += len(entries)
-                progressed = True
-                if self.cursors.get(symbol) == cursor:  # unless (un)subscribed meanwhile
-                    self.cursors[symbol] = entries[-1].seq
-            if not progressed:
-                self.stalled = False
-                await self.sleep()
+        stats = self.stats
+        try:
+            progressed = True
+            while progressed and not (self.closed or hub.closing):
+                self.stalled = True
+                progressed = False
+                for symbol, cursor in list(self.cursors.items()):
+                    entries, gap = hub.topics[symbol].resume(cursor)
+                    if not entries:
+                        continue
+                    if gap:
+                        await self.send(frame("gap", symbol=symbol, epoch=hub.epoch, reason="stale"))
+                    for entry in entries:
+                        await self.send(entry.ws)
+                    stats.messages_sent += len(entries)
+                    progressed = True
+                    if self.cursors.get(symbol) == cursor:  # unless (un)subscribed meanwhile
+                        self.cursors[symbol] = entries[-1].seq
+            self.stalled = False
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            pass  # the reader sees the client leave and ends the connection
+        finally:
+            self.writer = None
 
     async def read_ops(self) -> None:
         """Answer ops as they come; a bad one gets an `error` frame and changes nothing."""
@@ -185,9 +209,6 @@ class WsConnection(Listener):
                     await self.send(frame("error", detail=error))
         except (WebSocketDisconnect, RuntimeError, OSError):
             pass
-        finally:
-            self.closed = True
-            self.wake()
 
     async def handle(self, text: str) -> str | None:
         try:
@@ -248,9 +269,12 @@ def _describe(error: Any) -> str:
     return f"{where}: {error.get('msg', 'invalid')}"
 
 
-@router.websocket("/ws")
-async def websocket_endpoint(websocket: WebSocket, runtime: Annotated[Runtime, Depends(get_ws_runtime)]) -> None:
-    """Subscribe with `{"op": "subscribe", "symbols": [...], "after": {"SYM": SEQ}, "epoch": E}`."""
+async def serve(runtime: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
+    """`WS /ws`, as plain ASGI (see `server.front_door`)."""
+    await run_socket(WebSocket(scope, receive, send), runtime, send)
+
+
+async def run_socket(websocket: WebSocket, runtime: Runtime, send: Send) -> None:
     stats = runtime.stats.ws
     stats.requests += 1
     if runtime.at_capacity():
@@ -258,7 +282,13 @@ async def websocket_endpoint(websocket: WebSocket, runtime: Annotated[Runtime, D
         await websocket.send_denial_response(JSONResponse({"detail": "too many open connections"}, 503))
         return
     await websocket.accept()
-    await WsConnection(websocket, runtime).run()
+    await WsConnection(websocket, runtime, send).run()
+
+
+@router.websocket(PATH)
+async def websocket_endpoint(websocket: WebSocket, runtime: Annotated[Runtime, Depends(get_ws_runtime)]) -> None:
+    """Subscribe with `{"op": "subscribe", "symbols": [...], "after": {"SYM": SEQ}, "epoch": E}`."""
+    await run_socket(websocket, runtime, websocket.send)
 
 
 async def sweep_stalled(runtime: Runtime, period: float = 0.5) -> None:

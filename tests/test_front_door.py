@@ -1,0 +1,135 @@
+"""The front door: hot endpoints served without FastAPI must answer exactly as the FastAPI routes do.
+
+`pushpull-server` puts `server.front_door.FrontDoor` in front of the FastAPI app. An app run
+without it (plain `uvicorn` on `create_app()`) serves the same endpoints through FastAPI, by
+the same handlers. Both are started here for real and asked the same questions.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import websockets
+from httpx_sse import aconnect_sse
+
+from tests.conftest import TOKEN, RunningServer, ServerFactory, publish
+
+ORIGIN = "https://charts.example"
+
+PLAIN_APP = """
+import sys, uvicorn
+from server.app import create_app
+from server.settings import Settings
+app = create_app(Settings(tick_rate=0, publish_token={token!r}, symbols=("RELIANCE", "TCS"), cors=({origin!r},)))
+print("listening on http://127.0.0.1:{port}", flush=True)
+uvicorn.run(app, host="127.0.0.1", port={port}, log_level="warning")
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def plain_app() -> Iterator[RunningServer]:
+    """`create_app()` under plain uvicorn, with no front door: FastAPI routes everything."""
+    port = free_port()
+    code = PLAIN_APP.format(token=TOKEN, origin=ORIGIN, port=port)
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    server = RunningServer(url=f"http://127.0.0.1:{port}", process=process, token=TOKEN)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            if httpx.get(server.url + "/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline or process.poll() is not None:
+            server.stop()
+            raise RuntimeError("plain app never became healthy")
+        time.sleep(0.05)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def door(server_factory: ServerFactory) -> RunningServer:
+    """`pushpull-server` itself: the front door serves the hot endpoints."""
+    return server_factory("--no-feed", "--symbols", "RELIANCE,TCS", "--cors", ORIGIN)
+
+
+@pytest.fixture(params=["front door", "fastapi"])
+def either(request: pytest.FixtureRequest) -> RunningServer:
+    fixture = "door" if request.param == "front door" else "plain_app"
+    server: RunningServer = request.getfixturevalue(fixture)
+    return server
+
+
+async def test_poll_long_poll_sse_and_ws_answer_the_same_either_way(either: RunningServer) -> None:
+    """Each transport delivers the published tick, whichever way the request was routed."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        first = (await client.get(either.url + "/api/price/RELIANCE")).json()
+        [tick] = await publish(client, either, "RELIANCE", [2000.0])
+        assert tick["seq"] == first["seq"] + 1
+
+        poll = await client.get(either.url + "/api/price/RELIANCE")
+        assert poll.json() == tick
+        etag = {"If-None-Match": poll.headers["etag"]}
+        unchanged = await client.get(either.url + "/api/price/RELIANCE", headers=etag)
+        assert unchanged.status_code == 304 and unchanged.content == b""
+
+        held = await client.get(either.url + "/api/longpoll/RELIANCE", params={"after": first["seq"]})
+        assert held.json() == {"ticks": [tick], "gap": False}
+
+        async with aconnect_sse(client, "GET", either.url + "/api/stream/RELIANCE") as source:
+            assert source.response.headers["cache-control"] == "no-store"
+            event = await anext(e async for e in source.aiter_sse() if e.data)  # after the bare `retry:`
+            assert (event.event, json.loads(event.data), event.id) == ("tick", tick, f"{tick['epoch']}:{tick['seq']}")
+
+    async with websockets.connect(either.url.replace("http", "ws", 1) + "/ws") as socket_:
+        await socket_.send(json.dumps({"op": "subscribe", "symbols": ["RELIANCE"]}))
+        assert json.loads(await socket_.recv())["type"] == "subscribed"
+        assert json.loads(await socket_.recv()) == {"type": "tick", **tick}
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/api/price/NOPE", 404),
+        ("/api/price/RELIANCE/extra", 404),
+        ("/api/stream/", 404),
+        ("/api/longpoll/RELIANCE?after=-1", 422),
+        ("/api/longpoll/RELIANCE?after=x", 422),
+        ("/api/longpoll/RELIANCE?after=1&timeout=61", 422),
+        ("/api/stream/RELIANCE?last_event_id=" + "x" * 129, 422),
+    ],
+)
+async def test_bad_requests_get_the_same_json_error_either_way(either: RunningServer, path: str, status: int) -> None:
+    async with httpx.AsyncClient(timeout=10) as client:
+        response = await client.get(either.url + path)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    detail = response.json()["detail"]
+    if status == 422 and "longpoll" in path:
+        assert detail[0]["loc"][0] == "query" and detail[0]["loc"][1] in ("after", "timeout"), detail
+
+
+@pytest.mark.parametrize("path", ["/api/price/TCS", "/api/longpoll/TCS", "/api/stream/TCS"])
+async def test_cors_lets_only_the_allowed_origin_read(either: RunningServer, path: str) -> None:
+    """`--cors ORIGIN`: a page from ORIGIN may read (its origin echoed back); another may not."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        for origin, allowed in ((ORIGIN, True), ("https://elsewhere.example", False)):
+            async with client.stream("GET", either.url + path, headers={"Origin": origin}) as response:
+                assert response.status_code == 200
+                got = response.headers.get_list("access-control-allow-origin")
+                assert got == ([origin] if allowed else []), (origin, got)

@@ -9,9 +9,11 @@ into its symbol's ring, and sleeps on a future that a new tick resolves. A slow 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from server.outlets import chunk, ws_frame
 from server.schema import Tick
@@ -76,19 +78,31 @@ class Listener:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def sleep(self, timeout: float | None = None) -> None:
-        """Wait for `wake()` (or the timeout). Callers re-check their topics afterwards."""
-        waiter = asyncio.get_running_loop().create_future()
+    async def sleep(self, timeout: float | None = None, also: deque[asyncio.Future[Any]] | None = None) -> None:
+        """Wait for `wake()` (or the timeout). Callers re-check their topics afterwards.
+
+        `also`: a waiter list (an `asyncio.Event`'s) whose event should end the sleep too.
+        """
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
         self._waiter = waiter
+        timer = None if timeout is None else loop.call_later(timeout, _release, waiter)
+        if also is not None:
+            also.append(waiter)
         try:
-            if timeout is None:
-                await waiter
-            else:
-                await asyncio.wait_for(waiter, timeout)
-        except TimeoutError:
-            pass
+            await waiter
         finally:
             self._waiter = None
+            if timer is not None:
+                timer.cancel()
+            if also is not None:
+                with contextlib.suppress(ValueError):
+                    also.remove(waiter)
+
+
+def _release(waiter: asyncio.Future[Any]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class Topic:

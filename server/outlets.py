@@ -14,11 +14,13 @@ transports then fall back to the portable ASGI path, which is slower but equival
 from __future__ import annotations
 
 import asyncio
+import http
+from collections import deque
 from typing import Any, Protocol
 
 from starlette.types import Send
 
-__all__ = ["Outlet", "chunk", "http_outlet", "ws_frame", "ws_outlet"]
+__all__ = ["Exchange", "Outlet", "chunk", "http_exchange", "http_outlet", "ws_frame", "ws_outlet"]
 
 
 class Outlet(Protocol):
@@ -52,6 +54,12 @@ def ws_frame(text: bytes) -> bytes:
     else:
         header = bytes((0x81, 127)) + size.to_bytes(8, "big")
     return header + text
+
+
+try:
+    from uvicorn.protocols.http.httptools_impl import RequestResponseCycle as _HttpToolsCycle
+except ImportError:  # pragma: no cover - httptools missing
+    _HttpToolsCycle = None  # type: ignore[assignment,misc]
 
 
 class _HttpToolsOutlet:
@@ -98,14 +106,80 @@ class _SansIOWebSocketOutlet:
         await self._protocol.writable.wait()
 
 
+class Exchange:
+    """One request/response on a uvicorn httptools connection, for short answers (poll, long poll).
+
+    Two shortcuts, both measured with py-spy at 1,000 long-poll clients (~10,000 requests/s):
+    the whole response (status line, headers, body) goes out in one socket write instead of
+    uvicorn's two, skipping its per-header checks (our headers are constants); and a held
+    request can wait for "tick or client gone" on one future, with no watcher task, because
+    uvicorn sets the request's message event when the peer disconnects.
+    """
+
+    __slots__ = ("_cycle",)
+
+    _defaults: tuple[object, bytes] = (None, b"")
+    """uvicorn's default headers (server, date) as bytes, cached while its list is the same object."""
+    _status_lines: dict[int, bytes] = {}  # noqa: RUF012 - a shared cache
+
+    def __init__(self, cycle: Any) -> None:
+        self._cycle = cycle
+
+    @property
+    def disconnected(self) -> bool:
+        return bool(self._cycle.disconnected)
+
+    def disconnect_waiters(self) -> deque[asyncio.Future[Any]] | None:
+        """Where a future goes to be resolved when the client leaves; call after `receive()`
+        returned the request (the event is then clear). None if uvicorn's event differs."""
+        waiters = getattr(self._cycle.message_event, "_waiters", None)
+        return waiters if isinstance(waiters, deque) else None
+
+    def respond(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> bool:
+        """Send a complete response in one write, as uvicorn's `send` would; False if it can't."""
+        cycle = self._cycle
+        if cycle.response_started or cycle.disconnected or cycle.access_log or cycle.flow.write_paused:
+            return False
+        defaults = cycle.default_headers
+        if Exchange._defaults[0] is not defaults:
+            Exchange._defaults = (defaults, b"".join(b"%s: %s\r\n" % pair for pair in defaults))
+        status_line = Exchange._status_lines.get(status)
+        if status_line is None:
+            status_line = b"HTTP/1.1 %d %s\r\n" % (status, http.HTTPStatus(status).phrase.encode())
+            Exchange._status_lines[status] = status_line
+        parts = [status_line, Exchange._defaults[1]]
+        parts += [b"%s: %s\r\n" % pair for pair in headers]
+        if not cycle.keep_alive:
+            parts.append(b"connection: close\r\n")
+        parts += [b"\r\n", body]
+        cycle.response_started = True
+        cycle.waiting_for_100_continue = False
+        cycle.transport.write(b"".join(parts))
+        cycle.response_complete = True
+        cycle.message_event.set()
+        if not cycle.keep_alive:
+            cycle.transport.close()
+        cycle.on_response()
+        return True
+
+
+def http_exchange(send: Send) -> Exchange | None:
+    """The uvicorn request behind `send`, if it is the httptools one with the fields we use."""
+    cycle = getattr(send, "__self__", None)
+    if _HttpToolsCycle is None or not isinstance(cycle, _HttpToolsCycle):
+        return None
+    for name in ("response_started", "response_complete", "disconnected", "keep_alive", "access_log"):
+        if not isinstance(getattr(cycle, name, None), bool):
+            return None
+    if not (isinstance(getattr(cycle, "message_event", None), asyncio.Event) and hasattr(cycle, "on_response")):
+        return None
+    return Exchange(cycle)
+
+
 def http_outlet(send: Send) -> Outlet | None:
     """An outlet for a streaming response already started with chunked encoding, if possible."""
     cycle = getattr(send, "__self__", None)
-    try:
-        from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
-    except ImportError:  # pragma: no cover - httptools missing
-        return None
-    if not isinstance(cycle, RequestResponseCycle):
+    if _HttpToolsCycle is None or not isinstance(cycle, _HttpToolsCycle):
         return None
     if not (cycle.response_started and cycle.chunked_encoding is True and hasattr(cycle.flow, "write_paused")):
         return None

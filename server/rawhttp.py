@@ -19,6 +19,8 @@ from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from server.outlets import http_exchange
+
 __all__ = [
     "Delegate",
     "Headers",
@@ -48,7 +50,17 @@ FRAMEWORK_CORS = "pushpull.framework_cors"
 def query_params(scope: Scope) -> dict[str, str]:
     """The query string as a dict; a repeated name keeps its last value, as Starlette does."""
     raw: bytes = scope.get("query_string", b"")
-    return dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True)) if raw else {}
+    if not raw:
+        return {}
+    text = raw.decode("latin-1")
+    if "%" in text or "+" in text:
+        return dict(parse_qsl(text, keep_blank_values=True))
+    params: dict[str, str] = {}
+    for pair in text.split("&"):  # the common case, `after=41&timeout=25`, needs no unquoting
+        if pair:
+            name, _, value = pair.partition("=")
+            params[name] = value
+    return params
 
 
 def header(scope: Scope, name: bytes) -> str | None:
@@ -96,12 +108,15 @@ async def respond(
     headers: Iterable[tuple[bytes, bytes]] = (),
     content_type: bytes | None = JSON,
 ) -> None:
-    """A complete response in two messages, with its length."""
+    """A complete response with its length: one socket write on uvicorn, else two ASGI messages."""
     raw: Headers = [*headers]
     if body or status not in (204, 304):
         raw.append((b"content-length", b"%d" % len(body)))
         if content_type is not None:
             raw.append((b"content-type", content_type))
+    exchange = http_exchange(send)
+    if exchange is not None and exchange.respond(status, raw, body):
+        return
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
 

@@ -7,6 +7,7 @@ the same handlers. Both are started here for real and asked the same questions.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import subprocess
@@ -133,3 +134,29 @@ async def test_cors_lets_only_the_allowed_origin_read(either: RunningServer, pat
                 assert response.status_code == 200
                 got = response.headers.get_list("access-control-allow-origin")
                 assert got == ([origin] if allowed else []), (origin, got)
+
+
+async def test_a_long_poll_client_that_leaves_frees_its_slot_at_once(either: RunningServer) -> None:
+    """A held long poll ends when its client hangs up, not when its 60 s timeout would."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        seq = (await client.get(either.url + "/api/price/TCS")).json()["seq"]
+
+        async def held() -> int:
+            stats = (await client.get(either.url + "/api/stats")).json()
+            count: int = stats["transports"]["longpoll"]["open_connections"]
+            return count
+
+        host, port = either.url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(f"GET /api/longpoll/TCS?after={seq}&timeout=60 HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        await writer.drain()
+        async with asyncio.timeout(10):
+            while await held() != 1:
+                await asyncio.sleep(0.02)
+            writer.close()
+            await writer.wait_closed()
+            while await held() != 0:
+                await asyncio.sleep(0.02)
+        [tick] = await publish(client, either, "TCS", [3000.0])  # and the server still answers
+        answer = await client.get(either.url + "/api/longpoll/TCS", params={"after": seq})
+        assert answer.json() == {"ticks": [tick], "gap": False}

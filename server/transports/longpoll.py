@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from starlette.types import Receive, Scope, Send
 
 from server.hub import Entry, Listener, Topic
+from server.outlets import http_exchange
 from server.rawhttp import Delegate, Headers, HttpError, cors_headers, path_symbol, respond, validated_query
 from server.runtime import Runtime, get_runtime
 from server.schema import LongPollReply
@@ -77,16 +78,23 @@ async def serve(runtime: Runtime, scope: Scope, receive: Receive, send: Send) ->
         raise HttpError(503, "too many open connections")
 
     held = HeldRequest()
+    exchange = http_exchange(send)
+    disconnect_waiters = None
+    if exchange is not None:  # wait for "tick or client gone" on one future, without a watcher task
+        if (await receive())["type"] == "http.disconnect":  # (this also readies uvicorn's event)
+            return
+        disconnect_waiters = exchange.disconnect_waiters()
+    watcher = None if disconnect_waiters is not None else asyncio.ensure_future(held.watch(receive))
     topic.listeners.add(held)
     stats.open_connections += 1
-    watcher = asyncio.ensure_future(held.watch(receive))
     try:
-        await held.sleep(query.timeout)
+        await held.sleep(query.timeout, also=disconnect_waiters)
     finally:
-        watcher.cancel()
+        if watcher is not None:
+            watcher.cancel()
         stats.open_connections -= 1
         topic.listeners.discard(held)
-    if held.disconnected:
+    if held.disconnected or (exchange is not None and exchange.disconnected):
         return  # nobody to answer; the slot is free already
     if not await answer_now(runtime, topic, after, send, headers):
         stats.empty_responses += 1

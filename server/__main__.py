@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import logging
 import socket
 import sys
 from collections.abc import Sequence
@@ -81,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         lifespan="on",
         proxy_headers=False,  # no proxy in front by default; saves a layer on every request
     )
+    if settings.access_log:  # uvicorn's access lines are INFO; the rest of its logging stays at warning
+        logging.getLogger("uvicorn.access").setLevel(logging.INFO)
     server = _Server(config, app.state.runtime)
     host, port = sock.getsockname()[:2]
     shown_host = f"[{host}]" if ":" in host else host

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import http
+import logging
 from collections import deque
 from typing import Any, Protocol
 
@@ -138,8 +139,10 @@ class Exchange:
     def respond(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> bool:
         """Send a complete response in one write, as uvicorn's `send` would; False if it can't."""
         cycle = self._cycle
-        if cycle.response_started or cycle.disconnected or cycle.access_log or cycle.flow.write_paused:
+        if cycle.response_started or cycle.disconnected or cycle.flow.write_paused:
             return False
+        if cycle.access_log and cycle.access_logger.isEnabledFor(logging.INFO):
+            return False  # let uvicorn write its access log line (`--access-log`)
         defaults = cycle.default_headers
         if Exchange._defaults[0] is not defaults:
             Exchange._defaults = (defaults, b"".join(b"%s: %s\r\n" % pair for pair in defaults))

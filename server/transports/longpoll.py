@@ -12,7 +12,16 @@ from starlette.types import Receive, Scope, Send
 
 from server.hub import Entry, Listener, Topic
 from server.outlets import http_exchange
-from server.rawhttp import Delegate, Headers, HttpError, cors_headers, path_symbol, respond, validated_query
+from server.rawhttp import (
+    Delegate,
+    Headers,
+    HttpError,
+    cors_headers,
+    path_symbol,
+    query_params,
+    respond,
+    validated_query,
+)
 from server.runtime import Runtime, get_runtime
 from server.schema import LongPollReply
 
@@ -28,6 +37,28 @@ class LongPollQuery(BaseModel):
     after: int | None = Field(None, ge=0, description="Last seq the client has.")
     timeout: float = Field(25, ge=1, le=60, description="Seconds to hold.")
     epoch: str | None = Field(None, max_length=64, description="Epoch `after` counts in.")
+
+
+def parse_query(scope: Scope) -> tuple[int | None, float, str | None]:
+    """(after, timeout, epoch). The usual `after=41&timeout=25` is read directly (a tenth of a
+    long poll's CPU went to validating it at 10,000 requests/s); anything else goes through
+    `LongPollQuery`, which also words the 422."""
+    params = query_params(scope)
+    after, timeout = params.get("after", ""), params.get("timeout", "25")
+    epoch = params.get("epoch")
+    if (
+        after.isascii()
+        and after.isdigit()
+        and timeout.isascii()
+        and timeout.isdigit()
+        and 1 <= int(timeout) <= 60
+        and (epoch is None or len(epoch) <= 64)
+        and len(after) < 20
+        and params.keys() <= {"after", "timeout", "epoch"}
+    ):
+        return int(after), float(timeout), epoch
+    query = validated_query(LongPollQuery, scope)
+    return query.after, query.timeout, query.epoch
 
 
 class HeldRequest(Listener):
@@ -57,14 +88,13 @@ async def serve(runtime: Runtime, scope: Scope, receive: Receive, send: Send) ->
     stats = runtime.stats.longpoll
     stats.requests += 1
     topic = runtime.topic_or_404(path_symbol(scope, PREFIX))
-    query = validated_query(LongPollQuery, scope)
+    after, timeout, epoch = parse_query(scope)
     headers = [NO_STORE, *cors_headers(runtime.settings.cors, scope)]
     hub = runtime.hub
-    after = query.after
     if after is None:
         await answer(runtime, send, headers, [runtime.latest_or_503(topic.symbol)], gap=False)
         return
-    if query.epoch is not None and query.epoch != hub.epoch:
+    if epoch is not None and epoch != hub.epoch:
         await answer(runtime, send, headers, [runtime.latest_or_503(topic.symbol)], gap=True)
         return
     if await answer_now(runtime, topic, after, send, headers):
@@ -88,7 +118,7 @@ async def serve(runtime: Runtime, scope: Scope, receive: Receive, send: Send) ->
     topic.listeners.add(held)
     stats.open_connections += 1
     try:
-        await held.sleep(query.timeout, also=disconnect_waiters)
+        await held.sleep(timeout, also=disconnect_waiters)
     finally:
         if watcher is not None:
             watcher.cancel()

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 
 def test_bench_measures_every_mode_and_writes_json(tmp_path: Path) -> None:
@@ -54,3 +57,39 @@ def test_bench_bad_flags_are_one_line_and_exit_2() -> None:
         done = subprocess.run([sys.executable, "-m", "tui.bench", *args], capture_output=True, text=True, timeout=60)
         assert done.returncode == 2
         assert done.stderr.strip().startswith("pushpull-bench: error:") and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_bench_figures_follow_poisson_theory(tmp_path: Path) -> None:
+    """The numbers must be right, not only present: at λI = 0.5 the poll figures match Poisson theory,
+    computed here independently of the bench, and push modes miss nothing with millisecond delays.
+
+    λ is estimated from the ticks the poll clients saw or skipped (a seeded feed still has Poisson
+    counts); the tolerances are about 3 standard deviations for 1,200 polls, plus room for a busy
+    machine's scheduling in the delay band.
+    """
+    rate, interval, duration, clients = 10.0, 0.05, 20.0, 3  # theory: p50 0.44·I, 2.54 req/update, 21% missed
+    out = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "tui.bench", "--modes", "poll,longpoll,sse,ws", "--tick-rate", f"{rate:g}",
+         "--poll-interval", f"{interval:g}", "--duration", f"{duration:g}", "--clients", str(clients),
+         "--seed", "7", "--json", str(out)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    modes = json.loads(out.read_text())["modes"]
+    poll = modes["poll"]
+    seen_or_skipped = poll["updates"] + poll["missed"]
+    assert seen_or_skipped > 0.6 * rate * duration * clients, poll  # the feed ran at about the rate asked
+    x = seen_or_skipped / clients / duration * interval  # λ̂·I, close to 0.5
+    hit = 1 - math.exp(-x)
+
+    assert 0.3 * interval * 1000 <= poll["delay_ms"]["p50"] <= 0.7 * interval * 1000, poll
+    assert poll["requests_per_update"] == pytest.approx(1 / hit, rel=0.15), (x, poll)
+    assert poll["missed"] / seen_or_skipped == pytest.approx(1 - hit / x, abs=0.08), (x, poll)
+    assert poll["empty_responses"] > 0.5 * (poll["requests"] - poll["updates"]), poll  # 304s, not bodies
+
+    for push in ("longpoll", "sse", "ws"):
+        figures = modes[push]
+        assert figures["missed"] == 0 and figures["duplicates"] == 0, (push, figures)
+        assert figures["updates"] >= 0.9 * seen_or_skipped, (push, figures)
+        assert figures["delay_ms"]["p50"] < 0.3 * poll["delay_ms"]["p50"], (push, figures, poll)

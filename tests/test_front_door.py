@@ -141,22 +141,22 @@ async def test_a_long_poll_client_that_leaves_frees_its_slot_at_once(either: Run
     async with httpx.AsyncClient(timeout=10) as client:
         seq = (await client.get(either.url + "/api/price/TCS")).json()["seq"]
 
-        async def held() -> int:
-            stats = (await client.get(either.url + "/api/stats")).json()
-            count: int = stats["transports"]["longpoll"]["open_connections"]
-            return count
+        async def until_held(count: int) -> None:
+            while True:
+                stats = (await client.get(either.url + "/api/stats")).json()
+                if stats["transports"]["longpoll"]["open_connections"] == count:
+                    return
+                await asyncio.sleep(0.02)
 
         host, port = either.url.removeprefix("http://").split(":")
-        reader, writer = await asyncio.open_connection(host, int(port))
+        _, writer = await asyncio.open_connection(host, int(port))
         writer.write(f"GET /api/longpoll/TCS?after={seq}&timeout=60 HTTP/1.1\r\nHost: x\r\n\r\n".encode())
         await writer.drain()
         async with asyncio.timeout(10):
-            while await held() != 1:
-                await asyncio.sleep(0.02)
+            await until_held(1)
             writer.close()
             await writer.wait_closed()
-            while await held() != 0:
-                await asyncio.sleep(0.02)
+            await until_held(0)
         [tick] = await publish(client, either, "TCS", [3000.0])  # and the server still answers
         answer = await client.get(either.url + "/api/longpoll/TCS", params={"after": seq})
         assert answer.json() == {"ticks": [tick], "gap": False}

@@ -29,6 +29,7 @@ from tui.modes import (
     ServerClock,
     make_client,
 )
+from tui.modes.clock import is_loopback
 
 SYMBOL = "RELIANCE"
 WAIT = 30.0
@@ -318,12 +319,28 @@ def test_percentiles_roll_over_the_recent_window_but_the_bench_keeps_all() -> No
     assert stats.updates == 0 and math.isnan(stats.delay_percentile(0.5)) and stats.all_delays_ms == []
 
 
-async def test_the_clock_offset_to_a_local_server_is_near_zero(server: RunningServer) -> None:
-    clock = ServerClock()
+async def test_the_clock_offset_to_a_server_on_loopback_is_zero(server: RunningServer) -> None:
+    """Same machine, same clock: no estimate (its error would be as large as a push delay)."""
+    clock = ServerClock(offset=3.0)
     async with asyncio.timeout(WAIT), httpx.AsyncClient() as http:
         offset = await clock.sync(http, server.url)
-    assert abs(offset) < 0.5  # same machine, same clock: a sanity bound, not a timing test
+    assert offset == 0.0 and clock.offset == 0.0
     assert clock.round_trip is not None and clock.round_trip >= 0.0
+
+
+@pytest.mark.parametrize(
+    ("url", "loopback"),
+    [
+        ("http://127.0.0.1:8000", True),
+        ("http://127.8.9.1", True),
+        ("http://[::1]:8000", True),
+        ("http://localhost:8000", True),
+        ("http://10.0.0.5:8000", False),
+        ("http://example.org", False),
+    ],
+)
+def test_only_a_loopback_server_counts_as_sharing_our_clock(url: str, loopback: bool) -> None:
+    assert is_loopback(url) is loopback
 
 
 def test_the_clock_reads_the_injected_local_clock_plus_the_offset() -> None:

@@ -26,10 +26,15 @@ from tui.embedded import EmbeddedServer, EmbeddedServerError
 from tui.format import NO_VALUE
 from tui.modes import MODES, ModeClient, make_client
 from tui.modes.stats import percentile
+from tui.theory import poll_theory
 
 __all__ = ["main", "run_bench"]
 
 DEFAULT_MODES = ("poll", "longpoll", "sse", "ws", "webhook")
+
+
+MEMORY_SAMPLE = 200
+"""Open connections below which the server's RSS growth says more about the allocator than them."""
 
 
 class UsageError(Exception):
@@ -46,6 +51,7 @@ def summarize(clients: Sequence[ModeClient]) -> dict[str, Any]:
     stats = [c.stats for c in clients]
     delays = sorted(d for s in stats for d in (s.all_delays_ms or []))
     updates = sum(s.updates for s in stats)
+    missed = sum(s.missed for s in stats)
     requests = sum(s.requests for s in stats)
     received = sum(s.bytes_received for s in stats)
 
@@ -58,7 +64,7 @@ def summarize(clients: Sequence[ModeClient]) -> dict[str, Any]:
     return {
         "clients": len(clients),
         "updates": updates,
-        "missed": sum(s.missed for s in stats),
+        "missed": missed,
         "duplicates": sum(s.duplicates for s in stats),
         "requests": requests,
         "empty_responses": sum(s.empty_responses for s in stats),
@@ -68,6 +74,7 @@ def summarize(clients: Sequence[ModeClient]) -> dict[str, Any]:
         "delay_ms": {"p50": pct(0.5), "p95": pct(0.95), "p99": pct(0.99), "max": delays[-1] if delays else None},
         "requests_per_update": ratio(requests),
         "bytes_per_update": ratio(received),
+        "missed_fraction": round(missed / (updates + missed), 4) if updates + missed else None,
     }
 
 
@@ -153,6 +160,15 @@ async def run_bench(
             for client in everyone:
                 await client.stop()
             await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 15)
+    modes_report = {mode: summarize(group) for mode, group in by_mode.items()}
+    rate = during.get("tick_rate")
+    theory = poll_theory(rate, poll_interval) if isinstance(rate, int | float) else None
+    if "poll" in modes_report and theory is not None:
+        modes_report["poll"]["theory"] = {
+            "requests_per_update": round(theory.requests_per_update, 3),
+            "missed_fraction": round(theory.missed_fraction, 4),
+            "delay_ms_p50": round(theory.delay_p50_s * 1000, 3),
+        }
     opened = sum(t["open_connections"] for t in during["transports"].values()) - sum(
         t["open_connections"] for t in before["transports"].values()
     )
@@ -168,7 +184,7 @@ async def run_bench(
             "tick_rate": during.get("tick_rate"),
             "version": __version__,
         },
-        "modes": {mode: summarize(group) for mode, group in by_mode.items()},
+        "modes": modes_report,
         "server": {
             "rss_bytes_before": before["rss_bytes"],
             "rss_bytes_during": during["rss_bytes"],
@@ -238,11 +254,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     rss = results["server"]["rss_bytes_per_connection"]
     out = Console(width=None if sys.stdout.isatty() else 140)
     out.print(table(results["modes"], f"pushpull-bench · {args.duration:g} s · {url}"))
-    Console().print(
+    opened = results["server"]["open_connections"]
+    caveat = "" if opened >= MEMORY_SAMPLE else f"; too few to say, try --clients {MEMORY_SAMPLE // 4}"
+    out.print(
         f"server memory per open connection: {fmt(rss / 1000 if rss else None)} KB "
-        f"({results['server']['open_connections']} connections); "
-        f"ticks published: {results['server']['ticks_published']}"
+        f"({opened} connections{caveat}); ticks published: {results['server']['ticks_published']}"
     )
+    theory = results["modes"].get("poll", {}).get("theory")
+    if theory is not None:
+        out.print(
+            f"poll in theory (Poisson ticks at {results['config']['tick_rate']:g}/s, a poll every "
+            f"{args.poll_interval:g} s): delay p50 {theory['delay_ms_p50']:.1f} ms, "
+            f"{theory['requests_per_update']:.2f} requests per update, "
+            f"{100 * theory['missed_fraction']:.0f}% of ticks missed"
+        )
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
 

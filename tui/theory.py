@@ -1,0 +1,37 @@
+"""What polling should cost, in theory, when ticks arrive as a Poisson process.
+
+With ticks at rate λ and a poll every I seconds, a poll finds something new with probability
+1 - e^(-λI). So, per update received:
+- requests: 1 / (1 - e^(-λI));
+- ticks never seen (all but the newest of each interval): 1 - (1 - e^(-λI)) / (λI) of all ticks;
+- delay: the age of the newest tick in the interval, whose median is -ln((1 + e^(-λI)) / 2) / λ
+  (0.38·I at λI = 1, 0.28·I at λI = 2, and towards I/2 as λI falls).
+`pushpull-bench` prints these beside what it measured, and the tests hold it to them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+__all__ = ["PollTheory", "poll_theory"]
+
+
+@dataclass(frozen=True, slots=True)
+class PollTheory:
+    requests_per_update: float
+    missed_fraction: float
+    delay_p50_s: float
+
+
+def poll_theory(rate: float, interval: float) -> PollTheory | None:
+    """Expected poll figures for Poisson ticks at `rate`/s polled every `interval` s; None at rate 0."""
+    if rate <= 0 or interval <= 0:
+        return None
+    x = rate * interval
+    hit = -math.expm1(-x)  # 1 - e^(-λI), exact for small λI
+    return PollTheory(
+        requests_per_update=1 / hit,
+        missed_fraction=1 - hit / x,
+        delay_p50_s=-math.log((1 + math.exp(-x)) / 2) / rate,
+    )

@@ -136,33 +136,54 @@ class Exchange:
         waiters = getattr(self._cycle.message_event, "_waiters", None)
         return waiters if isinstance(waiters, deque) else None
 
-    def respond(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> bool:
-        """Send a complete response in one write, as uvicorn's `send` would; False if it can't."""
+    def writable(self) -> bool:
+        """Nothing sent yet, the client still there and reading, and no access log to write."""
         cycle = self._cycle
         if cycle.response_started or cycle.disconnected or cycle.flow.write_paused:
             return False
-        if cycle.access_log and cycle.access_logger.isEnabledFor(logging.INFO):
-            return False  # let uvicorn write its access log line (`--access-log`)
-        defaults = cycle.default_headers
+        return not (cycle.access_log and cycle.access_logger.isEnabledFor(logging.INFO))
+
+    @property
+    def keep_alive(self) -> bool:
+        return bool(self._cycle.keep_alive)
+
+    def defaults(self) -> tuple[object, bytes]:
+        """uvicorn's default headers (date, server) as a key that changes when they do, and as bytes."""
+        defaults = self._cycle.default_headers
         if Exchange._defaults[0] is not defaults:
             Exchange._defaults = (defaults, b"".join(b"%s: %s\r\n" % pair for pair in defaults))
+        return Exchange._defaults
+
+    def head(self, status: int, headers: list[tuple[bytes, bytes]]) -> bytes:
+        """Status line and headers, as uvicorn would write them for this request."""
         status_line = Exchange._status_lines.get(status)
         if status_line is None:
             status_line = b"HTTP/1.1 %d %s\r\n" % (status, http.HTTPStatus(status).phrase.encode())
             Exchange._status_lines[status] = status_line
-        parts = [status_line, Exchange._defaults[1]]
+        parts = [status_line, self.defaults()[1]]
         parts += [b"%s: %s\r\n" % pair for pair in headers]
-        if not cycle.keep_alive:
+        if not self._cycle.keep_alive:
             parts.append(b"connection: close\r\n")
-        parts += [b"\r\n", body]
+        parts.append(b"\r\n")
+        return b"".join(parts)
+
+    def send_whole(self, response: bytes) -> None:
+        """Write a complete response (see `head`) and finish the request as uvicorn's `send` does."""
+        cycle = self._cycle
         cycle.response_started = True
         cycle.waiting_for_100_continue = False
-        cycle.transport.write(b"".join(parts))
+        cycle.transport.write(response)
         cycle.response_complete = True
         cycle.message_event.set()
         if not cycle.keep_alive:
             cycle.transport.close()
         cycle.on_response()
+
+    def respond(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> bool:
+        """Send a complete response in one write; False if it can't (then use ASGI `send`)."""
+        if not self.writable():
+            return False
+        self.send_whole(self.head(status, headers) + body)
         return True
 
 

@@ -16,6 +16,7 @@ import uvicorn
 from server.app import create_app
 from server.cli import UsageError, parse_settings
 from server.front_door import FrontDoor
+from server.gc_tuning import tune_gc
 from server.runtime import Runtime
 from server.settings import Settings
 
@@ -85,6 +86,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if settings.access_log:  # uvicorn's access lines are INFO; the rest of its logging stays at warning
         logging.getLogger("uvicorn.access").setLevel(logging.INFO)
     server = _Server(config, app.state.runtime)
+    tune_gc()
     host, port = sock.getsockname()[:2]
     shown_host = f"[{host}]" if ":" in host else host
     print(

@@ -46,6 +46,16 @@ class _Server(uvicorn.Server):
             self.loop.call_soon_threadsafe(self.runtime.hub.close)
 
 
+class _RefusalIsNotAnError(logging.Filter):
+    """uvicorn (0.54, sans-I/O WebSockets) logs "ASGI callable returned without completing
+    handshake" even after the app refused the handshake with a proper HTTP response, as a
+    WebSocket past --max-connections is (503). Our WebSocket handler always either accepts or
+    refuses that way, so the line is only noise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "ASGI callable returned without completing handshake."
+
+
 def bind(settings: Settings) -> socket.socket:
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -83,6 +93,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         lifespan="on",
         proxy_headers=False,  # no proxy in front by default; saves a layer on every request
     )
+    logging.getLogger("uvicorn.error").addFilter(_RefusalIsNotAnError())
     if settings.access_log:  # uvicorn's access lines are INFO; the rest of its logging stays at warning
         logging.getLogger("uvicorn.access").setLevel(logging.INFO)
     server = _Server(config, app.state.runtime)

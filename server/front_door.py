@@ -1,11 +1,12 @@
 """The outermost ASGI app: the hot endpoints go straight to their handlers, the rest to FastAPI.
 
 Poll, long poll, SSE and WebSocket are where the load is (many clients, many requests, long-lived
-connections), so they skip FastAPI's routing, dependency solving and middleware: less memory per
-open connection, less CPU per request, and the stream handlers get uvicorn's own `send`, which
-their outlets write through (see `server.outlets`). Everything else (publish, webhooks, stats,
-OpenAPI, CORS preflights) goes to FastAPI, which also keeps documenting the hot routes and serves
-them itself, by the same handlers, if the app runs without this door.
+connections), and publishing is on every tick's way to them, so they skip FastAPI's routing,
+dependency solving and middleware: less memory per open connection, less CPU per request, and the
+stream handlers get uvicorn's own `send`, which their outlets write through (see
+`server.outlets`). Everything else (webhooks, stats, OpenAPI, CORS preflights) goes to FastAPI,
+which also keeps documenting the hot routes and serves them itself, by the same handlers, if the
+app runs without this door.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from starlette.types import Receive, Scope, Send
 
 from server.rawhttp import error_body, respond
 from server.runtime import Runtime
-from server.transports import longpoll, poll, sse, ws
+from server.transports import longpoll, poll, publish, sse, ws
 
 __all__ = ["FrontDoor"]
 
@@ -32,7 +33,8 @@ HTTP_ROUTES: tuple[tuple[str, Handler], ...] = (
 
 
 class FrontDoor:
-    """Dispatches `GET /api/price|longpoll|stream/{symbol}` and `/ws` itself; the rest to `app`."""
+    """Dispatches `GET /api/price|longpoll|stream/{symbol}`, `POST /api/publish` and `/ws` itself;
+    the rest to `app`."""
 
     def __init__(self, app: FastAPI) -> None:
         self.app = app
@@ -40,17 +42,26 @@ class FrontDoor:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
-        if kind == "http" and scope["method"] == "GET":
-            path: str = scope["path"]
-            for prefix, handler in HTTP_ROUTES:
-                if path.startswith(prefix):
-                    try:
-                        await handler(self.runtime, scope, receive, send)
-                    except HTTPException as exc:  # raised before the response started
-                        headers = [(k.lower().encode(), v.encode()) for k, v in (exc.headers or {}).items()]
-                        await respond(send, exc.status_code, error_body(exc.detail), headers)
-                    return
+        if kind == "http":
+            handler = self.route(scope["method"], scope["path"])
+            if handler is not None:
+                try:
+                    await handler(self.runtime, scope, receive, send)
+                except HTTPException as exc:  # raised before the response started
+                    headers = [(k.lower().encode(), v.encode()) for k, v in (exc.headers or {}).items()]
+                    await respond(send, exc.status_code, error_body(exc.detail), headers)
+                return
         elif kind == "websocket" and scope["path"] == ws.PATH:
             await ws.serve(self.runtime, scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+    @staticmethod
+    def route(method: str, path: str) -> Handler | None:
+        if method == "GET":
+            for prefix, handler in HTTP_ROUTES:
+                if path.startswith(prefix):
+                    return handler
+        elif method == "POST" and path == publish.PATH:
+            return publish.serve
+        return None

@@ -15,13 +15,14 @@ from typing import TypeVar
 from urllib.parse import parse_qsl
 
 from fastapi import HTTPException
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from server.outlets import http_exchange
 
 __all__ = [
+    "MAX_BODY_BYTES",
     "Delegate",
     "Headers",
     "HttpError",
@@ -30,7 +31,9 @@ __all__ = [
     "header",
     "path_symbol",
     "query_params",
+    "read_body",
     "respond",
+    "validated_body",
     "validated_query",
 ]
 
@@ -42,6 +45,7 @@ HttpError = HTTPException
 JSON = b"application/json"
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 FRAMEWORK_CORS = "pushpull.framework_cors"
 """Set in a scope that FastAPI routed: its CORS middleware adds the headers itself."""
@@ -144,3 +148,36 @@ class Delegate(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.handler({**scope, FRAMEWORK_CORS: True}, receive, send)
+
+
+MAX_BODY_BYTES = 64 * 1024
+"""Largest request body the API accepts (413 past it)."""
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The request body, refusing (413) more than `limit` bytes without reading past it."""
+    declared = header(scope, b"content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise HttpError(413, f"body over {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise HttpError(400, "the client went away mid-body")
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise HttpError(413, f"body over {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def validated_body(model: TypeAdapter[T], raw: bytes) -> T:
+    """A JSON body checked against `model`; a bad one is a 422 shaped like FastAPI's."""
+    try:
+        return model.validate_json(raw)
+    except ValidationError as exc:
+        # Without `input`: a NaN or Infinity echoed back would make the error itself unencodable.
+        raise HttpError(422, exc.errors(include_url=False, include_input=False)) from None

@@ -540,7 +540,7 @@ async def test_past_max_connections_new_streams_get_503_until_a_slot_frees(
     await watcher.publish(client)
     code, stderr = small.stop()
     assert code == 0, stderr
-    assert "Traceback" not in stderr, stderr
+    assert "Traceback" not in stderr and "ERROR" not in stderr, stderr  # a refusal is not an error
 
 
 # --- And nothing was lost ---------------------------------------------------------------------------

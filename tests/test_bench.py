@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import RunningServer
+
 
 def test_bench_measures_every_mode_and_writes_json(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
@@ -93,3 +95,16 @@ def test_bench_figures_follow_poisson_theory(tmp_path: Path) -> None:
         assert figures["missed"] == 0 and figures["duplicates"] == 0, (push, figures)
         assert figures["updates"] >= 0.9 * seen_or_skipped, (push, figures)
         assert figures["delay_ms"]["p50"] < 0.3 * poll["delay_ms"]["p50"], (push, figures, poll)
+
+
+def test_bench_against_a_server_refuses_an_unknown_symbol_or_a_dead_url(server: RunningServer) -> None:
+    """`--server` with a symbol it does not publish, or nobody listening: one line, exit 2, at once."""
+    cases = (
+        (["--server", server.url, "--symbol", "NOPE"], "does not publish NOPE; it publishes RELIANCE"),
+        (["--server", "http://127.0.0.1:9"], "cannot reach http://127.0.0.1:9"),
+    )
+    for args, says in cases:
+        done = subprocess.run([sys.executable, "-m", "tui.bench", *args], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.startswith("pushpull-bench: error:") and len(done.stderr.strip().splitlines()) == 1
+        assert says in done.stderr, done.stderr

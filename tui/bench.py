@@ -124,6 +124,15 @@ async def server_stats(http: httpx.AsyncClient, url: str) -> dict[str, Any]:
     return stats
 
 
+async def check_symbol(http: httpx.AsyncClient, url: str, symbol: str) -> None:
+    """A symbol the server does not publish is a usage error, not ten seconds of nothing."""
+    if (await http.get(f"{url}/api/price/{symbol}")).status_code != 404:
+        return
+    listed = (await http.get(url + "/api/symbols")).json()
+    names = ", ".join(t["symbol"] for t in listed) if isinstance(listed, list) else "?"
+    raise UsageError(f"the server does not publish {symbol}; it publishes {names}")
+
+
 async def run_bench(
     url: str,
     *,
@@ -137,6 +146,7 @@ async def run_bench(
     """Connect every client, measure for `duration` seconds, and return the JSON document."""
     async with httpx.AsyncClient(timeout=10.0) as http:
         before = await server_stats(http, url)
+        await check_symbol(http, url, symbol)
         by_mode = {
             mode: [
                 make_client(mode, url, symbol, poll_interval=poll_interval, keep_all_delays=True, seed=i)
@@ -242,7 +252,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 console=console,
             )
         )
-    except EmbeddedServerError as exc:
+    except (EmbeddedServerError, UsageError) as exc:
         print(f"pushpull-bench: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     except httpx.HTTPError as exc:

@@ -15,5 +15,5 @@ for n in 100 1000 5000; do
   for t in sse ws; do "$HERE/bench-vs-nchan.sh" "$t" "$n" 2 10 10; done              # fan-out at 10 ticks/s
 done
 "$HERE/bench-vs-nchan.sh" longpoll 1000 2 10 10                                     # 1,000 waiting long polls
-for t in sse ws; do "$HERE/bench-vs-nchan.sh" "$t" 1000 1 20,50,100,200,400,800 5; done  # highest rate, p99 <= 100 ms
+for t in sse ws; do "$HERE/bench-vs-nchan.sh" "$t" 1000 1 20,50,70,100,150,200,300,400 5; done  # highest rate, p99 <= 100 ms
 "$PY" "$BENCH/rtreport.py" "$OUT"

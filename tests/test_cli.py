@@ -25,7 +25,7 @@ from httpx_sse import aconnect_sse
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.conftest import LISTENING, RunningServer, start_server
+from tests.conftest import LISTENING, RunningServer, ServerFactory, start_server
 
 WAIT = 20.0
 """Upper bound on any single wait (a process to start, answer or exit), in seconds."""
@@ -387,3 +387,27 @@ async def test_the_feed_publishes_ticks_and_a_seed_makes_it_reproducible(servers
     assert ours["RELIANCE"][0] == (1, 1312.45)
     assert len({price for _, price in ours["RELIANCE"]}) > 1, "the price never moved"
     assert different != ours["RELIANCE"]
+
+
+async def test_access_log_logs_every_request_and_is_off_by_default(server_factory: ServerFactory) -> None:
+    """`--access-log` prints one line per request, fast paths included; without it, nothing."""
+    for flags, logged in ((["--access-log"], True), ([], False)):
+        server = server_factory("--no-feed", *flags)
+        async with httpx.AsyncClient(timeout=10) as client:
+            assert (await client.get(server.url + "/api/price/TCS")).status_code == 200
+            assert (await client.get(server.url + "/api/longpoll/TCS")).status_code == 200
+            assert (await client.get(server.url + "/healthz")).status_code == 200
+        code, stderr = server.stop()
+        assert code == 0, stderr
+        assert server.process.stdout is not None
+        logged_lines = server.process.stdout.read() + stderr  # uvicorn writes access lines to stdout
+        lines = [line for line in logged_lines.splitlines() if '"GET /' in line][-3:]  # after start-up's /healthz
+        expected = [
+            '"GET /api/price/TCS HTTP/1.1" 200',
+            '"GET /api/longpoll/TCS HTTP/1.1" 200',
+            '"GET /healthz HTTP/1.1" 200',
+        ]
+        if logged:
+            assert len(lines) == 3 and all(e in line for e, line in zip(expected, lines, strict=True)), logged_lines
+        else:
+            assert lines == [], logged_lines

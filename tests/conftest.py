@@ -65,7 +65,11 @@ def start_server(
         process.kill()
         _, err = process.communicate(timeout=5)
         raise RuntimeError(f"server did not start: {line!r} {err!r}")
-    server = RunningServer(url=match.group(1), process=process, token=token)
+    return wait_until_healthy(RunningServer(url=match.group(1), process=process, token=token))
+
+
+def wait_until_healthy(server: RunningServer) -> RunningServer:
+    """Wait until the server answers /healthz; stop it (by PID) and fail if it never does."""
     deadline = time.monotonic() + START_TIMEOUT
     while True:
         try:
@@ -73,7 +77,7 @@ def start_server(
                 return server
         except httpx.TransportError:
             pass
-        if time.monotonic() > deadline or process.poll() is not None:
+        if time.monotonic() > deadline or server.process.poll() is not None:
             server.stop()
             raise RuntimeError("server never became healthy")
         time.sleep(0.05)

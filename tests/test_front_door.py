@@ -12,7 +12,6 @@ import json
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
 import httpx
@@ -20,7 +19,7 @@ import pytest
 import websockets
 from httpx_sse import aconnect_sse
 
-from tests.conftest import TOKEN, RunningServer, ServerFactory, publish
+from tests.conftest import TOKEN, RunningServer, ServerFactory, publish, wait_until_healthy
 
 ORIGIN = "https://charts.example"
 
@@ -29,7 +28,6 @@ import sys, uvicorn
 from server.app import create_app
 from server.settings import Settings
 app = create_app(Settings(tick_rate=0, publish_token={token!r}, symbols=("RELIANCE", "TCS"), cors=({origin!r},)))
-print("listening on http://127.0.0.1:{port}", flush=True)
 uvicorn.run(app, host="127.0.0.1", port={port}, log_level="warning")
 """
 
@@ -47,18 +45,7 @@ def plain_app() -> Iterator[RunningServer]:
     port = free_port()
     code = PLAIN_APP.format(token=TOKEN, origin=ORIGIN, port=port)
     process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    server = RunningServer(url=f"http://127.0.0.1:{port}", process=process, token=TOKEN)
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            if httpx.get(server.url + "/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline or process.poll() is not None:
-            server.stop()
-            raise RuntimeError("plain app never became healthy")
-        time.sleep(0.05)
+    server = wait_until_healthy(RunningServer(url=f"http://127.0.0.1:{port}", process=process, token=TOKEN))
     yield server
     server.stop()
 

@@ -265,7 +265,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     out = Console(width=None if sys.stdout.isatty() else 140)
     out.print(table(results["modes"], f"pushpull-bench · {args.duration:g} s · {url}"))
     opened = results["server"]["open_connections"]
-    caveat = "" if opened >= MEMORY_SAMPLE else f"; too few to say, try --clients {MEMORY_SAMPLE // 4}"
+    caveat = ""
+    if opened < MEMORY_SAMPLE:  # suggest enough clients for MEMORY_SAMPLE held connections, in tens
+        enough = math.ceil(MEMORY_SAMPLE * args.clients / max(opened, 1) / 10) * 10
+        caveat = f"; too few to say, try --clients {enough}"
     out.print(
         f"server memory per open connection: {fmt(rss / 1000 if rss else None)} KB "
         f"({opened} connections{caveat}); ticks published: {results['server']['ticks_published']}"

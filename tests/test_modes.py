@@ -6,6 +6,7 @@ Every story is bounded by `asyncio.timeout(WAIT)`: a lost tick or a hung reconne
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import random
 import socket
@@ -18,7 +19,7 @@ import httpx
 import pytest
 
 from server.schema import Tick
-from tests.conftest import RunningServer, prices, publish, start_server
+from tests.conftest import RunningServer, ServerFactory, prices, publish, start_server
 from tui.modes import (
     MODES,
     Backoff,
@@ -345,3 +346,23 @@ def test_only_a_loopback_server_counts_as_sharing_our_clock(url: str, loopback: 
 
 def test_the_clock_reads_the_injected_local_clock_plus_the_offset() -> None:
     assert ServerClock(local=lambda: 1000.0, offset=5.0).now() == 1005.0
+
+
+@pytest.mark.parametrize("mode", PUSH_MODES)
+async def test_ticks_skipped_past_a_short_history_count_as_missed(server_factory: ServerFactory, mode: str) -> None:
+    """A paused pane whose cursor fell out of history resumes with a gap and the latest tick; the
+    ticks in between, same epoch, are counted missed rather than silently dropped."""
+    small = server_factory("--no-feed", "--history", "5")
+    client = make_client(mode, small.url, SYMBOL, backoff=FAST)
+    async with asyncio.timeout(WAIT), httpx.AsyncClient() as http:
+        paused = asyncio.create_task(client.run())
+        await until(is_live(client))
+        paused.cancel()  # how a pane pauses (see tui/runner.py): the client keeps its cursor
+        with contextlib.suppress(asyncio.CancelledError):
+            await paused
+        stored = await publish(http, small, SYMBOL, prices(20))
+        async with running(client):
+            await until(shows_seq(client, stored[-1]["seq"]))
+    stats = client.stats
+    assert stats.gaps == 1 and stats.duplicates == 0
+    assert stats.missed == 19 and stats.updates == 2, (stats.missed, stats.updates)  # opening tick, then the latest

@@ -110,6 +110,9 @@ class ModeClient(ABC):
         self.epoch: str | None = None
         self.cursor: int | None = None
         """Last seq received in `epoch`: where a reconnect resumes."""
+        self.skipped_from: tuple[str, int] | None = None
+        """(epoch, cursor) when the server last skipped us ahead: the next tick in that epoch
+        tells how many ticks we never got."""
         self._http = http
         self._owns_http = http is None
         self._rng = random.Random(seed)
@@ -219,6 +222,8 @@ class ModeClient(ABC):
     def saw_gap(self) -> None:
         """The server said it cannot resume from our cursor: count it and start afresh."""
         self.stats.gaps += 1
+        if self.epoch is not None and self.cursor is not None:
+            self.skipped_from = (self.epoch, self.cursor)
         self.cursor = None
         self.epoch = None  # the tick that follows may bring a new epoch: one gap, counted once
 
@@ -232,6 +237,9 @@ class ModeClient(ABC):
             self.epoch = tick.epoch
             self.cursor = None
         live = self.cursor is not None
+        skipped_from, self.skipped_from = self.skipped_from, None
+        if not live and skipped_from is not None and skipped_from[0] == tick.epoch:
+            stats.missed += max(0, tick.seq - skipped_from[1] - 1)  # same history: those were lost to us
         if live:
             assert self.cursor is not None
             if tick.seq <= self.cursor:

@@ -263,6 +263,15 @@ def test_bad_flags_are_one_line_and_exit_2(args: list[str]) -> None:
     assert "Traceback" not in done.stderr
 
 
+def test_a_symbol_the_server_does_not_publish_is_one_line_and_exit_2(server: RunningServer) -> None:
+    """Bundled or given server: an unknown --symbol is refused up front, naming the ones there are."""
+    for args in (["--symbol", "nope"], ["--server", server.url, "--symbol", "NOPE"]):
+        done = run_tui(*args)
+        assert done.returncode == 2, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and "does not publish NOPE; it publishes RELIANCE, TCS" in lines[0], done.stderr
+
+
 def test_help_and_version() -> None:
     assert "--poll-interval" in run_tui("--help").stdout
     assert run_tui("--version").stdout.strip() == "pushpull-tui 0.1.0"

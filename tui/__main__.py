@@ -84,6 +84,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def refuse_unknown_symbol(url: str, symbol: str) -> None:
+    """Exit 2 with one line if the server is up and does not publish `symbol`."""
+    import asyncio
+
+    import httpx
+
+    from tui.symbols import unknown_symbol
+
+    async def ask() -> str | None:
+        async with httpx.AsyncClient(timeout=3.0) as http:
+            return await unknown_symbol(http, url, symbol)
+
+    problem = asyncio.run(ask())
+    if problem is not None:
+        print(f"pushpull-tui: error: {problem}", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     try:
         args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
@@ -96,6 +114,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     modes = args.modes or list(DEFAULT_MODES)
     if args.server:
+        refuse_unknown_symbol(args.server, args.symbol)
         app = PushPullApp(args.server, symbol=args.symbol, modes=modes, poll_interval=args.poll_interval)
         app.run()
         return
@@ -109,6 +128,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"pushpull-tui: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     try:
+        refuse_unknown_symbol(url, args.symbol)
         app = PushPullApp(url, symbol=args.symbol, modes=modes, poll_interval=args.poll_interval, embedded=True)
         app.run()
     finally:

@@ -26,6 +26,7 @@ from tui.embedded import EmbeddedServer, EmbeddedServerError
 from tui.format import NO_VALUE
 from tui.modes import MODES, ModeClient, make_client
 from tui.modes.stats import percentile
+from tui.symbols import unknown_symbol
 from tui.theory import poll_theory
 
 __all__ = ["main", "run_bench"]
@@ -124,15 +125,6 @@ async def server_stats(http: httpx.AsyncClient, url: str) -> dict[str, Any]:
     return stats
 
 
-async def check_symbol(http: httpx.AsyncClient, url: str, symbol: str) -> None:
-    """A symbol the server does not publish is a usage error, not ten seconds of nothing."""
-    if (await http.get(f"{url}/api/price/{symbol}")).status_code != 404:
-        return
-    listed = (await http.get(url + "/api/symbols")).json()
-    names = ", ".join(t["symbol"] for t in listed) if isinstance(listed, list) else "?"
-    raise UsageError(f"the server does not publish {symbol}; it publishes {names}")
-
-
 async def run_bench(
     url: str,
     *,
@@ -146,7 +138,9 @@ async def run_bench(
     """Connect every client, measure for `duration` seconds, and return the JSON document."""
     async with httpx.AsyncClient(timeout=10.0) as http:
         before = await server_stats(http, url)
-        await check_symbol(http, url, symbol)
+        problem = await unknown_symbol(http, url, symbol)
+        if problem is not None:
+            raise UsageError(problem)
         by_mode = {
             mode: [
                 make_client(mode, url, symbol, poll_interval=poll_interval, keep_all_delays=True, seed=i)

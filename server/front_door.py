@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from starlette.exceptions import HTTPException
 from starlette.types import Receive, Scope, Send
 
-from server.rawhttp import error_body, respond
+from server.rawhttp import cors_headers, error_body, respond
 from server.runtime import Runtime
 from server.transports import longpoll, poll, publish, sse, ws
 
@@ -49,6 +49,7 @@ class FrontDoor:
                     await handler(self.runtime, scope, receive, send)
                 except HTTPException as exc:  # raised before the response started
                     headers = [(k.lower().encode(), v.encode()) for k, v in (exc.headers or {}).items()]
+                    headers += cors_headers(self.runtime.settings.cors, scope)  # a page may read its errors too
                     await respond(send, exc.status_code, error_body(exc.detail), headers)
                 return
         elif kind == "websocket" and scope["path"] == ws.PATH:

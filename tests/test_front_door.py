@@ -112,13 +112,14 @@ async def test_bad_requests_get_the_same_json_error_either_way(either: RunningSe
         assert detail[0]["loc"][0] == "query" and detail[0]["loc"][1] in ("after", "timeout"), detail
 
 
-@pytest.mark.parametrize("path", ["/api/price/TCS", "/api/longpoll/TCS", "/api/stream/TCS"])
+@pytest.mark.parametrize("path", ["/api/price/TCS", "/api/longpoll/TCS", "/api/stream/TCS", "/api/price/NOPE"])
 async def test_cors_lets_only_the_allowed_origin_read(either: RunningServer, path: str) -> None:
-    """`--cors ORIGIN`: a page from ORIGIN may read (its origin echoed back); another may not."""
+    """`--cors ORIGIN`: a page from ORIGIN may read (its origin echoed back), errors included;
+    another may not."""
     async with httpx.AsyncClient(timeout=10) as client:
         for origin, allowed in ((ORIGIN, True), ("https://elsewhere.example", False)):
             async with client.stream("GET", either.url + path, headers={"Origin": origin}) as response:
-                assert response.status_code == 200
+                assert response.status_code == (404 if "NOPE" in path else 200)
                 got = response.headers.get_list("access-control-allow-origin")
                 assert got == ([origin] if allowed else []), (origin, got)
 
@@ -147,3 +148,14 @@ async def test_a_long_poll_client_that_leaves_frees_its_slot_at_once(either: Run
         [tick] = await publish(client, either, "TCS", [3000.0])  # and the server still answers
         answer = await client.get(either.url + "/api/longpoll/TCS", params={"after": seq})
         assert answer.json() == {"ticks": [tick], "gap": False}
+
+
+async def test_cors_covers_publishing_too(either: RunningServer) -> None:
+    async with httpx.AsyncClient(timeout=10) as client:
+        response = await client.post(
+            either.url + "/api/publish",
+            json={"symbol": "TCS", "price": 3500.0},
+            headers={**either.auth, "Origin": ORIGIN},
+        )
+    assert response.status_code == 201, response.text
+    assert response.headers.get_list("access-control-allow-origin") == [ORIGIN]

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Header, Request
 from pydantic import TypeAdapter
 from starlette.types import Receive, Scope, Send
 
-from server.rawhttp import Delegate, HttpError, header, read_body, respond, validated_body
+from server.rawhttp import Delegate, HttpError, cors_headers, header, read_body, respond, validated_body
 from server.runtime import Runtime, get_runtime
 from server.schema import BatchPublish, PublishItem, Tick, round_to_tick
 
@@ -48,7 +48,8 @@ async def serve(runtime: Runtime, scope: Scope, receive: Receive, send: Send) ->
         runtime.topic_or_404(item.symbol)
     ticks = await runtime.publish([(item.symbol, round_to_tick(item.price)) for item in items])
     joined = b",".join(t.to_json() for t in ticks)
-    await respond(send, 201, joined if isinstance(body, PublishItem) else b'{"ticks":[' + joined + b"]}")
+    content = joined if isinstance(body, PublishItem) else b'{"ticks":[' + joined + b"]}"
+    await respond(send, 201, content, cors_headers(runtime.settings.cors, scope))
 
 
 @router.post(

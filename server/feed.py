@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import logging
 import math
 import random
 from collections.abc import Awaitable, Callable, Sequence
@@ -15,6 +16,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from server.schema import round_to_tick
 
 __all__ = ["OPENING_PRICES", "PriceFeed"]
+
+logger = logging.getLogger("pushpull.feed")
 
 OPENING_PRICES: dict[str, float] = {
     "RELIANCE": 1312.45,
@@ -71,4 +74,7 @@ class PriceFeed:
                 at, symbol = heapq.heappop(arrivals)
                 batch.append((symbol, self.step(symbol)))
                 heapq.heappush(arrivals, (at + self._random.expovariate(self.rate), symbol))
-            await publish(batch)
+            try:
+                await publish(batch)
+            except Exception:  # a bad moment (a broker hiccup) must not end the simulator for good
+                logger.exception("the feed could not publish %d tick(s); going on", len(batch))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from server.outlets import chunk, ws_frame
 from server.schema import Tick
 
 __all__ = ["Entry", "Hub", "Listener", "Topic", "UnknownSymbol"]
+
+logger = logging.getLogger("pushpull.hub")
 
 
 class UnknownSymbol(KeyError):
@@ -124,7 +127,10 @@ class Topic:
     def append(self, entry: Entry) -> None:
         self.ring.append(entry)
         for listener in self.listeners:
-            listener.on_entry(entry)
+            try:
+                listener.on_entry(entry)
+            except Exception:  # one broken subscriber must not stop the others, or the feed
+                logger.exception("a %s failed to take tick %s:%d", type(listener).__name__, self.symbol, entry.seq)
 
     def after(self, seq: int) -> list[Entry] | None:
         """Every entry newer than `seq`, oldest first; None when the ring cannot say (a gap).
@@ -189,7 +195,10 @@ class Hub:
 
     def beat(self) -> None:
         for listener in self.heartbeats:
-            listener.on_beat()
+            try:
+                listener.on_beat()
+            except Exception:
+                logger.exception("a %s failed to take a heartbeat", type(listener).__name__)
 
     def close(self) -> None:
         """Server shutdown: every stream and held request finishes now."""

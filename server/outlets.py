@@ -63,6 +63,18 @@ except ImportError:  # pragma: no cover - httptools missing
     _HttpToolsCycle = None  # type: ignore[assignment,misc]
 
 
+def _closed(cycle: Any) -> bool:
+    """Has this request's client gone? uvicorn flags only a connection's newest request when the
+    peer leaves; an older one (a stream with a request pipelined behind it) sees the transport
+    closing instead, and is flagged here, so uvicorn neither writes to it nor reports it unanswered."""
+    if cycle.disconnected:
+        return True
+    if cycle.transport.is_closing():
+        cycle.disconnected = True
+        return True
+    return False
+
+
 class _HttpToolsOutlet:
     __slots__ = ("_cycle", "_transport")
 
@@ -71,10 +83,13 @@ class _HttpToolsOutlet:
         self._transport: asyncio.WriteTransport = cycle.transport
 
     def ready(self) -> bool:
-        return not (self._cycle.flow.write_paused or self._cycle.disconnected)
+        # `disconnected` alone is not enough: uvicorn flags only the connection's newest request,
+        # so a stream with a pipelined request behind it never sees it set.
+        cycle = self._cycle
+        return not (cycle.flow.write_paused or cycle.disconnected or self._transport.is_closing())
 
     def gone(self) -> bool:
-        return bool(self._cycle.disconnected or self._transport.is_closing())
+        return _closed(self._cycle)
 
     def write(self, data: bytes) -> None:
         self._transport.write(data)
@@ -98,7 +113,9 @@ class _SansIOWebSocketOutlet:
 
     def gone(self) -> bool:
         protocol = self._protocol
-        return bool(protocol.close_sent or protocol.disconnected or protocol.conn.state is not self._open)
+        if protocol.close_sent or protocol.disconnected or self._transport.is_closing():
+            return True
+        return bool(protocol.conn.state is not self._open)
 
     def write(self, data: bytes) -> None:
         self._transport.write(data)
@@ -128,7 +145,7 @@ class Exchange:
 
     @property
     def disconnected(self) -> bool:
-        return bool(self._cycle.disconnected)
+        return _closed(self._cycle)
 
     def disconnect_waiters(self) -> deque[asyncio.Future[Any]] | None:
         """Where a future goes to be resolved when the client leaves; call after `receive()`
@@ -139,7 +156,7 @@ class Exchange:
     def writable(self) -> bool:
         """Nothing sent yet, the client still there and reading, and no access log to write."""
         cycle = self._cycle
-        if cycle.response_started or cycle.disconnected or cycle.flow.write_paused:
+        if cycle.response_started or cycle.disconnected or cycle.flow.write_paused or cycle.transport.is_closing():
             return False
         return not (cycle.access_log and cycle.access_logger.isEnabledFor(logging.INFO))
 
@@ -162,7 +179,9 @@ class Exchange:
             Exchange._status_lines[status] = status_line
         parts = [status_line, self.defaults()[1]]
         parts += [b"%s: %s\r\n" % pair for pair in headers]
-        if not self._cycle.keep_alive:
+        if (b"connection", b"close") in headers:
+            self._cycle.keep_alive = False  # as uvicorn's `send` does: close once this is written
+        elif not self._cycle.keep_alive:
             parts.append(b"connection: close\r\n")
         parts.append(b"\r\n")
         return b"".join(parts)

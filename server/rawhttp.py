@@ -47,6 +47,9 @@ JSON = b"application/json"
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
 
+EXPOSE = (b"access-control-expose-headers", b"ETag")
+VARY = (b"vary", b"Origin")
+
 FRAMEWORK_CORS = "pushpull.framework_cors"
 """Set in a scope that FastAPI routed: its CORS middleware adds the headers itself."""
 
@@ -88,21 +91,16 @@ def validated_query(model: type[M], scope: Scope) -> M:
 
 
 def cors_headers(allowed: Sequence[str], scope: Scope) -> Headers:
-    """What `--cors` adds to a simple cross-origin GET or WebSocket handshake from an allowed page."""
+    """What `--cors` adds to a simple cross-origin request from an allowed page. Unless every
+    origin is allowed, the answer depends on `Origin`, so caches are told (`Vary`) either way."""
     if not allowed or FRAMEWORK_CORS in scope:
         return []
     origin = header(scope, b"origin")
-    if origin is None:
-        return []
     if "*" in allowed:
-        return [(b"access-control-allow-origin", b"*"), (b"access-control-expose-headers", b"ETag")]
-    if origin in allowed:
-        return [
-            (b"access-control-allow-origin", origin.encode("latin-1")),
-            (b"access-control-expose-headers", b"ETag"),
-            (b"vary", b"Origin"),
-        ]
-    return []
+        return [] if origin is None else [(b"access-control-allow-origin", b"*"), EXPOSE]
+    if origin is not None and origin in allowed:
+        return [(b"access-control-allow-origin", origin.encode("latin-1")), EXPOSE, VARY]
+    return [VARY]
 
 
 async def respond(
@@ -119,8 +117,11 @@ async def respond(
         if content_type is not None:
             raw.append((b"content-type", content_type))
     exchange = http_exchange(send)
-    if exchange is not None and exchange.respond(status, raw, body):
-        return
+    if exchange is not None:
+        if exchange.disconnected:
+            return  # nobody to answer, and a closed socket must not be written to
+        if exchange.respond(status, raw, body):
+            return
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
 

@@ -411,3 +411,16 @@ async def test_access_log_logs_every_request_and_is_off_by_default(server_factor
             assert len(lines) == 3 and all(e in line for e, line in zip(expected, lines, strict=True)), logged_lines
         else:
             assert lines == [], logged_lines
+
+
+async def test_shutting_down_with_an_idle_websocket_logs_no_error(server_factory: ServerFactory) -> None:
+    """A WebSocket client that never subscribed, still open when the server stops: a clean exit."""
+    server = server_factory("--no-feed")
+    async with connect(server.url.replace("http", "ws", 1) + "/ws") as socket_:
+        await socket_.send('{"op": "ping"}')
+        assert json.loads(await socket_.recv())["type"] == "pong"
+        code, stderr = await asyncio.to_thread(server.stop)
+        with contextlib.suppress(ConnectionClosed):
+            await asyncio.wait_for(socket_.recv(), 5)
+    assert code == 0, stderr
+    assert "ERROR" not in stderr and "Traceback" not in stderr, stderr

@@ -122,6 +122,7 @@ async def test_cors_lets_only_the_allowed_origin_read(either: RunningServer, pat
                 assert response.status_code == (404 if "NOPE" in path else 200)
                 got = response.headers.get_list("access-control-allow-origin")
                 assert got == ([origin] if allowed else []), (origin, got)
+                assert "Origin" in response.headers.get("vary", ""), response.headers  # for caches
 
 
 async def test_a_long_poll_client_that_leaves_frees_its_slot_at_once(either: RunningServer) -> None:
@@ -159,3 +160,42 @@ async def test_cors_covers_publishing_too(either: RunningServer) -> None:
         )
     assert response.status_code == 201, response.text
     assert response.headers.get_list("access-control-allow-origin") == [ORIGIN]
+
+
+async def until_open(server: RunningServer, count: int) -> None:
+    """Until SSE streams plus held long polls number `count` (bounded)."""
+    async with asyncio.timeout(10), httpx.AsyncClient(timeout=10) as client:
+        while True:
+            stats = (await client.get(server.url + "/api/stats")).json()["transports"]
+            if stats["sse"]["open_connections"] + stats["longpoll"]["open_connections"] == count:
+                return
+            await asyncio.sleep(0.02)
+
+
+async def test_a_client_that_pipelines_behind_a_stream_and_leaves_disturbs_nothing(door: RunningServer) -> None:
+    """uvicorn marks only a connection's newest request as disconnected: a stream with a request
+    pipelined behind it must still notice its socket is gone, and not break fan-out or publishing."""
+    host, port = door.url.removeprefix("http://").split(":")
+    for opened, first in enumerate(("/api/stream/RELIANCE", "/api/longpoll/RELIANCE?after=1&timeout=30"), 1):
+        _, writer = await asyncio.open_connection(host, int(port))
+        writer.write(f"GET {first} HTTP/1.1\r\nHost: x\r\n\r\nGET /api/price/TCS HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        await writer.drain()
+        await until_open(door, opened)  # the stream has started, or the poll is held
+        writer.close()
+        await writer.wait_closed()
+    async with (
+        httpx.AsyncClient(timeout=10) as client,
+        aconnect_sse(client, "GET", door.url + "/api/stream/RELIANCE") as source,
+    ):
+        stored = await publish(client, door, "RELIANCE", [1400.0, 1400.05, 1400.1])
+        seen: list[dict[str, object]] = []
+        async with asyncio.timeout(10):
+            async for event in source.aiter_sse():
+                if event.event == "tick":
+                    seen.append(json.loads(event.data))
+                if seen and seen[-1] == stored[-1]:
+                    break
+    assert seen[-3:] == stored
+    await until_open(door, 0)  # both noticed at the tick that found their sockets gone
+    code, stderr = door.stop()
+    assert code == 0 and "Traceback" not in stderr, stderr

@@ -74,6 +74,7 @@ class SseListener(Listener):
             self.stats.bytes_sent += len(entry.sse)
         else:
             self.stalled = True
+            self.disconnected = self.disconnected or (outlet is not None and outlet.gone())
             self.wake()
 
     def on_beat(self) -> None:
@@ -83,6 +84,7 @@ class SseListener(Listener):
             self.stats.bytes_sent += len(HEARTBEAT)
         else:
             self.beat_due = True
+            self.disconnected = self.disconnected or (outlet is not None and outlet.gone())
             self.wake()
 
     async def watch(self, receive: Receive) -> None:
@@ -153,6 +155,9 @@ async def stream(
         while not (listener.disconnected or hub.closing):
             if body:
                 listener.stalled = True  # the task holds the pen until it has caught up
+                if listener.outlet is not None and listener.outlet.gone():
+                    listener.disconnected = True  # (a client that pipelined behind us is not flagged)
+                    break
                 await send({"type": "http.response.body", "body": body, "more_body": True})
                 stats.bytes_sent += len(body)
             body, listener.cursor, count = catch_up(topic, hub.epoch, listener.cursor)

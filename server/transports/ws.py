@@ -121,8 +121,10 @@ class WsConnection(Listener):
         stats.direct_connections += self.outlet is not None
         connections: set[WsConnection] = self.runtime.ws_connections
         connections.add(self)
+        client_left = False
         try:
             await self.read_ops()
+            client_left = True  # it returns only when the client is gone; cancelled otherwise
         except asyncio.CancelledError:
             if not (self.evicted or self.shutting_down) or task.cancelling() > 1:
                 raise
@@ -138,11 +140,11 @@ class WsConnection(Listener):
         if self.evicted:
             stats.evicted += 1
             await self.close(SLOW_CONSUMER, "too slow: fell behind; reconnect with 'after' to resume")
-        elif self.shutting_down or hub.closing:
+        elif (self.shutting_down or hub.closing) and not client_left:
             await self.close(1012, "server shutting down")
 
     async def close(self, code: int, reason: str) -> None:
-        with contextlib.suppress(TimeoutError, RuntimeError, OSError):
+        with contextlib.suppress(TimeoutError, RuntimeError, OSError, WebSocketDisconnect):  # it may leave first
             await asyncio.wait_for(self.websocket.close(code, reason), CLOSE_WAIT)
 
     def evict(self) -> None:

@@ -136,10 +136,6 @@ class Exchange:
 
     __slots__ = ("_cycle",)
 
-    _defaults: tuple[object, bytes] = (None, b"")
-    """uvicorn's default headers (server, date) as bytes, cached while its list is the same object."""
-    _status_lines: dict[int, bytes] = {}  # noqa: RUF012 - a shared cache
-
     def __init__(self, cycle: Any) -> None:
         self._cycle = cycle
 
@@ -153,57 +149,49 @@ class Exchange:
         waiters = getattr(self._cycle.message_event, "_waiters", None)
         return waiters if isinstance(waiters, deque) else None
 
-    def writable(self) -> bool:
-        """Nothing sent yet, the client still there and reading, and no access log to write."""
+    def respond(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> bool:
+        """Send a complete response in one write, finishing the request as uvicorn's `send` does;
+        False if it can't (something sent already, pushing back, or an access line to log)."""
         cycle = self._cycle
-        if cycle.response_started or cycle.disconnected or cycle.flow.write_paused or cycle.transport.is_closing():
+        if cycle.response_started or cycle.flow.write_paused or _closed(cycle):
             return False
-        return not (cycle.access_log and cycle.access_logger.isEnabledFor(logging.INFO))
-
-    @property
-    def keep_alive(self) -> bool:
-        return bool(self._cycle.keep_alive)
-
-    def defaults(self) -> tuple[object, bytes]:
-        """uvicorn's default headers (date, server) as a key that changes when they do, and as bytes."""
-        defaults = self._cycle.default_headers
-        if Exchange._defaults[0] is not defaults:
-            Exchange._defaults = (defaults, b"".join(b"%s: %s\r\n" % pair for pair in defaults))
-        return Exchange._defaults
-
-    def head(self, status: int, headers: list[tuple[bytes, bytes]]) -> bytes:
-        """Status line and headers, as uvicorn would write them for this request."""
-        status_line = Exchange._status_lines.get(status)
-        if status_line is None:
-            status_line = b"HTTP/1.1 %d %s\r\n" % (status, http.HTTPStatus(status).phrase.encode())
-            Exchange._status_lines[status] = status_line
-        parts = [status_line, self.defaults()[1]]
-        parts += [b"%s: %s\r\n" % pair for pair in headers]
+        if cycle.access_log and cycle.access_logger.isEnabledFor(logging.INFO):
+            return False  # let uvicorn write its access log line (`--access-log`)
         if (b"connection", b"close") in headers:
-            self._cycle.keep_alive = False  # as uvicorn's `send` does: close once this is written
-        elif not self._cycle.keep_alive:
+            cycle.keep_alive = False  # as uvicorn's `send` does: close once this is written
+        parts = [_status_line(status), _default_headers(cycle.default_headers)]
+        parts += [b"%s: %s\r\n" % pair for pair in headers]
+        if not cycle.keep_alive and (b"connection", b"close") not in headers:
             parts.append(b"connection: close\r\n")
-        parts.append(b"\r\n")
-        return b"".join(parts)
-
-    def send_whole(self, response: bytes) -> None:
-        """Write a complete response (see `head`) and finish the request as uvicorn's `send` does."""
-        cycle = self._cycle
+        parts += [b"\r\n", body]
         cycle.response_started = True
         cycle.waiting_for_100_continue = False
-        cycle.transport.write(response)
+        cycle.transport.write(b"".join(parts))
         cycle.response_complete = True
         cycle.message_event.set()
         if not cycle.keep_alive:
             cycle.transport.close()
         cycle.on_response()
-
-    def respond(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> bool:
-        """Send a complete response in one write; False if it can't (then use ASGI `send`)."""
-        if not self.writable():
-            return False
-        self.send_whole(self.head(status, headers) + body)
         return True
+
+
+_status_lines: dict[int, bytes] = {}
+_defaults: tuple[object, bytes] = (None, b"")
+
+
+def _status_line(status: int) -> bytes:
+    line = _status_lines.get(status)
+    if line is None:
+        line = _status_lines[status] = b"HTTP/1.1 %d %s\r\n" % (status, http.HTTPStatus(status).phrase.encode())
+    return line
+
+
+def _default_headers(defaults: list[tuple[bytes, bytes]]) -> bytes:
+    """uvicorn's default headers (server, date) as bytes, rebuilt when uvicorn swaps the list (each second)."""
+    global _defaults
+    if _defaults[0] is not defaults:
+        _defaults = (defaults, b"".join(b"%s: %s\r\n" % pair for pair in defaults))
+    return _defaults[1]
 
 
 def http_exchange(send: Send) -> Exchange | None:

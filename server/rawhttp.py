@@ -19,10 +19,12 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from server.hub import Listener
 from server.outlets import http_exchange
 
 __all__ = [
     "MAX_BODY_BYTES",
+    "ClientListener",
     "Delegate",
     "Headers",
     "HttpError",
@@ -182,3 +184,21 @@ def validated_body(model: TypeAdapter[T], raw: bytes) -> T:
     except ValidationError as exc:
         # Without `input`: a NaN or Infinity echoed back would make the error itself unencodable.
         raise HttpError(422, exc.errors(include_url=False, include_input=False)) from None
+
+
+class ClientListener(Listener):
+    """A listener serving one HTTP request, woken also when its client leaves."""
+
+    __slots__ = ("disconnected",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.disconnected = False
+
+    async def watch(self, receive: Receive) -> None:
+        """Notice the client leaving even while no tick flows (a send after it would be silent),
+        so it stops counting as an open connection at once."""
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        self.disconnected = True
+        self.wake()

@@ -10,9 +10,10 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 from starlette.types import Receive, Scope, Send
 
-from server.hub import Entry, Listener, Topic
+from server.hub import Entry, Topic
 from server.outlets import http_exchange
 from server.rawhttp import (
+    ClientListener,
     Delegate,
     Headers,
     HttpError,
@@ -61,23 +62,6 @@ def parse_query(scope: Scope) -> tuple[int | None, float, str | None]:
     return query.after, query.timeout, query.epoch
 
 
-class HeldRequest(Listener):
-    """A long poll waiting for a tick; also woken when its client leaves."""
-
-    __slots__ = ("disconnected",)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.disconnected = False
-
-    async def watch(self, receive: Receive) -> None:
-        """End the hold as soon as the client goes, so it stops counting as an open connection."""
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        self.disconnected = True
-        self.wake()
-
-
 def reply(entries: list[Entry], gap: bool) -> bytes:
     """The `{"ticks": [...], "gap": bool}` envelope, joined from the shared encodings."""
     return b'{"ticks":[' + b",".join(e.json for e in entries) + (b'],"gap":true}' if gap else b'],"gap":false}')
@@ -107,7 +91,7 @@ async def serve(runtime: Runtime, scope: Scope, receive: Receive, send: Send) ->
         stats.rejected += 1
         raise HttpError(503, "too many open connections")
 
-    held = HeldRequest()
+    held = ClientListener()
     exchange = http_exchange(send)
     disconnect_waiters = None
     if exchange is not None:  # wait for "tick or client gone" on one future, without a watcher task

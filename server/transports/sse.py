@@ -15,9 +15,9 @@ from pydantic import BaseModel, Field
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from server.hub import Entry, Listener, Topic
+from server.hub import Entry, Topic
 from server.outlets import Outlet, chunk, http_outlet
-from server.rawhttp import Delegate, HttpError, cors_headers, header, path_symbol, validated_query
+from server.rawhttp import ClientListener, Delegate, HttpError, cors_headers, header, path_symbol, validated_query
 from server.runtime import Runtime, get_runtime
 from server.schema import encode_json
 from server.stats import TransportStats
@@ -49,11 +49,11 @@ def gap_event(symbol: str, epoch: str, reason: str) -> bytes:
     return b"event: gap\ndata: %s\n\n" % data
 
 
-class SseListener(Listener):
+class SseListener(ClientListener):
     """One SSE client. In step with the ring, its outlet gets each tick's bytes from the hub
     directly; otherwise (socket pushing back, a gap, no outlet) its task catches up from the ring."""
 
-    __slots__ = ("beat_due", "cursor", "disconnected", "outlet", "stalled", "stats")
+    __slots__ = ("beat_due", "cursor", "outlet", "stalled", "stats")
 
     def __init__(self, cursor: int, stats: TransportStats) -> None:
         super().__init__()
@@ -63,7 +63,6 @@ class SseListener(Listener):
         self.stalled = True
         """The task, not the hub, writes next: set until it has caught up."""
         self.beat_due = False
-        self.disconnected = False
 
     def on_entry(self, entry: Entry) -> None:
         outlet = self.outlet
@@ -74,8 +73,7 @@ class SseListener(Listener):
             self.stats.bytes_sent += len(entry.sse)
         else:
             self.stalled = True
-            self.disconnected = self.disconnected or (outlet is not None and outlet.gone())
-            self.wake()
+            self.hand_to_task()
 
     def on_beat(self) -> None:
         outlet = self.outlet
@@ -84,14 +82,11 @@ class SseListener(Listener):
             self.stats.bytes_sent += len(HEARTBEAT)
         else:
             self.beat_due = True
-            self.disconnected = self.disconnected or (outlet is not None and outlet.gone())
-            self.wake()
+            self.hand_to_task()
 
-    async def watch(self, receive: Receive) -> None:
-        """Notice the client leaving even while no tick flows (send() after it would be silent)."""
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        self.disconnected = True
+    def hand_to_task(self) -> None:
+        """The hub cannot write: wake the task, telling it if that is because the client left."""
+        self.disconnected = self.disconnected or (self.outlet is not None and self.outlet.gone())
         self.wake()
 
 

@@ -7,23 +7,21 @@ import contextlib
 import errno
 import logging
 import socket
-import sys
 from collections.abc import Sequence
 from types import FrameType
 
 import uvicorn
 
 from server.app import create_app
-from server.cli import UsageError, parse_settings
+from server.cli import parse_settings
+from server.commandline import UsageError, fail
 from server.front_door import FrontDoor
 from server.gc_tuning import tune_gc
 from server.runtime import Runtime
+from server.schema import MAX_MESSAGE_BYTES
 from server.settings import Settings
 
 __all__ = ["main"]
-
-MAX_FRAME_BYTES = 64 * 1024
-"""A WebSocket frame over this closes the socket with 1009."""
 
 
 class _Server(uvicorn.Server):
@@ -76,18 +74,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         settings = parse_settings(argv)
         sock = bind(settings)
     except UsageError as exc:
-        print(f"pushpull-server: error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+        fail("pushpull-server", str(exc))
     try:
         app = create_app(settings)
     except ValueError as exc:
-        print(f"pushpull-server: error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+        fail("pushpull-server", str(exc))
     config = uvicorn.Config(
         FrontDoor(app),
         log_level="warning",
         access_log=settings.access_log,
-        ws_max_size=MAX_FRAME_BYTES,
+        ws_max_size=MAX_MESSAGE_BYTES,
         ws_per_message_deflate=False,  # ticks are ~100 bytes; per-client compression state would cost more
         timeout_graceful_shutdown=3,
         lifespan="on",

@@ -7,50 +7,16 @@ import ipaddress
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import Any
 
 from server import __version__
-from server.feed import OPENING_PRICES
+from server.commandline import ArgumentParser, UsageError, integer, number
 from server.settings import Settings
 
 __all__ = ["UsageError", "parse_settings"]
 
-
-class UsageError(Exception):
-    """A bad flag or env var: printed as one line, exit status 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(message)
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise ValueError(text)
-    return value
-
-
-def _port(text: str) -> int:
-    value = int(text)
-    if not 0 <= value <= 65535:
-        raise ValueError(text)
-    return value
-
-
-def _rate(text: str) -> float:
-    value = float(text)
-    if not 0 <= value <= 10_000:
-        raise ValueError(text)
-    return value
-
-
-def _seconds(text: str) -> float:
-    value = float(text)
-    if not 0 < value <= 3600:
-        raise ValueError(text)
-    return value
+DEFAULTS = Settings()
+"""Every default lives in `Settings`; the flags only read them."""
 
 
 def _symbols(text: str) -> tuple[str, ...]:
@@ -76,55 +42,74 @@ def _origin(text: str) -> str:
     return text.rstrip("/")
 
 
-def _typed(name: str, convert: Callable[[str], Any]) -> Callable[[str], Any]:
+def _typed(name: str, convert: Callable[[str], Any], expected: str) -> Callable[[str], Any]:
     def parse(text: str) -> Any:
         try:
             return convert(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"invalid {name}: {text!r}") from None
+            raise argparse.ArgumentTypeError(f"invalid {name}: {text!r} (expected {expected})") from None
 
     parse.__name__ = name
     return parse
 
 
+_seconds = number(0, 3600, low_open=True)
+_count = integer(1)
+
+
 OPTIONS: list[tuple[str, dict[str, Any]]] = [
-    ("--host", {"default": "127.0.0.1", "help": "address to listen on (default 127.0.0.1)"}),
-    ("--port", {"type": _typed("port", _port), "default": 8000, "help": "port; 0 picks a free one (default 8000)"}),
+    ("--host", {"default": DEFAULTS.host, "help": f"address to listen on (default {DEFAULTS.host})"}),
+    (
+        "--port",
+        {
+            "type": integer(0, 65535),
+            "default": DEFAULTS.port,
+            "help": f"port; 0 picks a free one (default {DEFAULTS.port})",
+        },
+    ),
     (
         "--symbols",
         {
-            "type": _typed("symbol list", _symbols),
-            "default": tuple(OPENING_PRICES),
-            "help": "comma-separated symbols to publish (default RELIANCE,TCS,INFY,HDFCBANK,ICICIBANK,SBIN)",
+            "type": _typed("symbol list", _symbols, "names of letters and digits, comma-separated"),
+            "default": DEFAULTS.symbols,
+            "help": f"comma-separated symbols to publish (default {','.join(DEFAULTS.symbols)})",
         },
     ),
     (
         "--tick-rate",
         {
-            "type": _typed("tick rate", _rate),
-            "default": 2.0,
-            "help": "mean simulated ticks per second per symbol, Poisson arrivals; 0 = off (default 2)",
+            "type": number(0, 10_000),
+            "default": DEFAULTS.tick_rate,
+            "help": "mean simulated ticks per second per symbol, Poisson arrivals; 0 = off "
+            f"(default {DEFAULTS.tick_rate:g})",
         },
     ),
-    ("--seed", {"type": _typed("seed", int), "default": None, "help": "seed for a reproducible feed"}),
+    ("--seed", {"type": integer(), "default": DEFAULTS.seed, "help": "seed for a reproducible feed"}),
     ("--no-feed", {"action": "store_true", "help": "no simulator: only POST /api/publish makes ticks"}),
     (
         "--broker",
-        {"type": _typed("broker", _broker), "default": "memory", "help": "memory (default) or redis://HOST:PORT/DB"},
+        {
+            "type": _typed("broker", _broker, "memory or redis://HOST:PORT/DB"),
+            "default": DEFAULTS.broker,
+            "help": "memory (default) or redis://HOST:PORT/DB",
+        },
     ),
-    ("--publish-token", {"default": None, "help": "bearer token for POST /api/publish (unset: publishing is off)"}),
+    (
+        "--publish-token",
+        {"default": DEFAULTS.publish_token, "help": "bearer token for POST /api/publish (unset: publishing is off)"},
+    ),
     (
         "--history",
         {
-            "type": _typed("history size", _positive_int),
-            "default": 1000,
-            "help": "ticks kept per symbol for resume (default 1000)",
+            "type": _count,
+            "default": DEFAULTS.history,
+            "help": f"ticks kept per symbol for resume (default {DEFAULTS.history})",
         },
     ),
     (
         "--webhook-allow",
         {
-            "type": _typed("CIDR", _network),
+            "type": _typed("CIDR", _network, "a network such as 10.0.0.0/8"),
             "nargs": "+",
             "action": "extend",
             "default": None,
@@ -134,7 +119,7 @@ OPTIONS: list[tuple[str, dict[str, Any]]] = [
     (
         "--cors",
         {
-            "type": _typed("origin", _origin),
+            "type": _typed("origin", _origin, "* or http(s)://HOST[:PORT]"),
             "nargs": "+",
             "action": "extend",
             "default": None,
@@ -144,23 +129,23 @@ OPTIONS: list[tuple[str, dict[str, Any]]] = [
     (
         "--heartbeat",
         {
-            "type": _typed("seconds", _seconds),
-            "default": 15.0,
-            "help": "seconds between SSE keep-alive comments (default 15)",
+            "type": _seconds,
+            "default": DEFAULTS.heartbeat,
+            "help": f"seconds between SSE keep-alive comments (default {DEFAULTS.heartbeat:g})",
         },
     ),
     (
         "--max-connections",
         {
-            "type": _typed("count", _positive_int),
-            "default": 20_000,
-            "help": "open streams (SSE, WebSocket, held long polls) before 503 (default 20000)",
+            "type": _count,
+            "default": DEFAULTS.max_connections,
+            "help": f"open streams (SSE, WebSocket, held long polls) before 503 (default {DEFAULTS.max_connections})",
         },
     ),
     (
         "--ws-max-lag",
         {
-            "type": _typed("count", _positive_int),
+            "type": _count,
             "default": None,
             "help": "ticks a stalled WebSocket client may fall behind before it is closed "
             "with 1008 (default: half of --history)",
@@ -169,17 +154,18 @@ OPTIONS: list[tuple[str, dict[str, Any]]] = [
     (
         "--max-webhooks",
         {
-            "type": _typed("count", _positive_int),
-            "default": 100,
-            "help": "registered webhook endpoints before 429 (default 100)",
+            "type": _count,
+            "default": DEFAULTS.max_webhooks,
+            "help": f"registered webhook endpoints before 429 (default {DEFAULTS.max_webhooks})",
         },
     ),
     (
         "--webhook-disable-after",
         {
-            "type": _typed("seconds", _seconds),
-            "default": 3600.0,
-            "help": "disable a webhook failing this long without a success (default 3600)",
+            "type": _seconds,
+            "default": DEFAULTS.webhook_disable_after,
+            "help": "disable a webhook failing this long without a success "
+            f"(default {DEFAULTS.webhook_disable_after:g})",
         },
     ),
     ("--access-log", {"action": "store_true", "help": "log every request (slows fan-out)"}),
@@ -217,7 +203,7 @@ def _env_default(flag: str, spec: dict[str, Any], environ: dict[str, str]) -> An
 
 
 def build_parser(environ: dict[str, str]) -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = ArgumentParser(
         prog="pushpull-server",
         description="The pushpull mini-server: simulated NSE ticks by poll, long poll, SSE and WebSocket.",
         epilog="Every flag can also be set as an env var, e.g. PUSHPULL_TICK_RATE=5 or PUSHPULL_NO_FEED=1.",

@@ -21,9 +21,9 @@ from starlette.types import Receive, Scope, Send
 
 from server.hub import Listener
 from server.outlets import http_exchange
+from server.schema import MAX_MESSAGE_BYTES
 
 __all__ = [
-    "MAX_BODY_BYTES",
     "ClientListener",
     "Delegate",
     "Headers",
@@ -153,11 +153,10 @@ class Delegate(Response):
         await self.handler({**scope, FRAMEWORK_CORS: True}, receive, send)
 
 
-MAX_BODY_BYTES = 64 * 1024
 """Largest request body the API accepts (413 past it)."""
 
 
-async def read_body(scope: Scope, receive: Receive, limit: int = MAX_BODY_BYTES) -> bytes:
+async def read_body(scope: Scope, receive: Receive, limit: int = MAX_MESSAGE_BYTES) -> bytes:
     """The request body, refusing (413) more than `limit` bytes without reading past it."""
     declared = header(scope, b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:

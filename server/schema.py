@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt
 
 __all__ = [
+    "MAX_MESSAGE_BYTES",
     "MAX_PRICE",
     "NSE_TICK_SIZE",
     "BatchPublish",
@@ -22,6 +23,10 @@ __all__ = [
     "publish_time",
     "round_to_tick",
 ]
+
+MAX_MESSAGE_BYTES = 64 * 1024
+"""The largest request body, WebSocket frame or webhook delivery either side accepts (SPEC: 64 KiB);
+past it a body gets 413 and a frame closes the socket with 1009."""
 
 NSE_TICK_SIZE = 0.05
 """Smallest price step on the NSE cash market; every published price is a multiple of it."""

@@ -4,84 +4,74 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
-from typing import NoReturn
-from urllib.parse import urlsplit
+from collections.abc import Sequence
+from pathlib import Path
 
+from server.commandline import ArgumentParser, exit_on_usage_error, fail, number
 from tui import __version__
+from tui.arguments import mode_list, server_url
+from tui.defaults import (
+    DEFAULT_MODES,
+    DEFAULT_POLL_INTERVAL,
+    DEFAULT_SYMBOL,
+    DEFAULT_TICK_RATE,
+    POLL_INTERVAL_RANGE,
+)
 
 __all__ = ["main"]
 
-
-class UsageError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(message)
-
-
-def server_url(text: str) -> str:
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise argparse.ArgumentTypeError(f"invalid server URL {text!r}: expected http://HOST[:PORT]")
-    try:
-        parts.port  # noqa: B018 - raises ValueError for a bad port
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid port in server URL {text!r}") from None
-    return text.rstrip("/")
+PROG = "pushpull-tui"
+SWITCH_INTERVAL = 0.001
+"""Seconds between the interpreter's GIL hand-overs (default 0.005). Clients run on their own
+threads (tui.runner); a shorter interval lets a tick's thread in sooner while the UI renders
+(pane p95 at 200 ticks/s: 12 -> 6 ms). Process-wide, so it is set here, not by the app."""
+EXIT_JOIN = 2.0
+"""Seconds, in all, that clients get at exit to close their connections (and deregister webhooks)."""
 
 
-def mode_list(text: str) -> list[str]:
-    from tui.modes import MODES
-
-    modes = [m.strip().lower() for m in text.split(",") if m.strip()]
-    unknown = [m for m in modes if m not in MODES]
-    if not modes or unknown:
-        raise argparse.ArgumentTypeError(
-            f"unknown mode(s) {', '.join(unknown) or '(none)'}: choose from {', '.join(MODES)}"
-        )
-    return modes
-
-
-def number_in(low: float, high: float, *, low_inclusive: bool) -> Callable[[str], float]:
-    """An argparse type: a float within (or from) `low` up to `high`."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if not (low <= value if low_inclusive else low < value) or not value <= high:
-            raise argparse.ArgumentTypeError(f"out of range: {text!r}")
-        return value
-
-    return parse
-
-
-positive_float = number_in(0, 3600, low_inclusive=False)
-tick_rate = number_in(0, 10_000, low_inclusive=True)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="pushpull-tui",
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        prog=PROG,
         description="Watch the same stock ticks arrive by polling, long polling, SSE and WebSocket, "
         "side by side, with what each costs. Without --server it runs the bundled server itself.",
     )
-    parser.add_argument("--version", action="version", version=f"pushpull-tui {__version__}")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     parser.add_argument("--server", type=server_url, help="attach to a running pushpull-server at this URL")
-    parser.add_argument("--symbol", default="RELIANCE", type=str.upper, help="symbol to watch (default RELIANCE)")
     parser.add_argument(
-        "--modes", type=mode_list, default=None, help="comma-separated panes (default poll,longpoll,sse,ws)"
+        "--symbol", default=DEFAULT_SYMBOL, type=str.upper, help=f"symbol to watch (default {DEFAULT_SYMBOL})"
     )
-    parser.add_argument("--poll-interval", type=positive_float, default=1.0, help="seconds between polls (default 1)")
     parser.add_argument(
-        "--tick-rate", type=tick_rate, default=2.0, help="bundled server: ticks per second per symbol (default 2)"
+        "--modes", type=mode_list, default=None, help=f"comma-separated panes (default {','.join(DEFAULT_MODES)})"
     )
-    parser.add_argument("--seed", type=int, default=None, help="bundled server: seed for a reproducible feed")
+    low, high = POLL_INTERVAL_RANGE
+    parser.add_argument(
+        "--poll-interval",
+        type=number(low, high),
+        default=DEFAULT_POLL_INTERVAL,
+        help=f"seconds between polls, {low:g} to {high:g} (default {DEFAULT_POLL_INTERVAL:g})",
+    )
+    parser.add_argument(
+        "--tick-rate",
+        type=number(0, 10_000),
+        default=None,
+        help=f"bundled server only: ticks per second per symbol (default {DEFAULT_TICK_RATE:g})",
+    )
+    parser.add_argument("--seed", type=int, default=None, help="bundled server only: seed for a reproducible feed")
+    parser.add_argument(
+        "--log", type=Path, default=None, help="append the app's log (and the bundled server's output) to this file"
+    )
     return parser
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    args = build_parser().parse_args(list(argv))
+    if args.server is not None:
+        ignored = [
+            flag for flag, value in (("--tick-rate", args.tick_rate), ("--seed", args.seed)) if value is not None
+        ]
+        if ignored:
+            fail(PROG, f"{' and '.join(ignored)} set the bundled server; a server given by --server runs its own feed")
+    return args
 
 
 def refuse_unknown_symbol(url: str, symbol: str) -> None:
@@ -98,41 +88,58 @@ def refuse_unknown_symbol(url: str, symbol: str) -> None:
 
     problem = asyncio.run(ask())
     if problem is not None:
-        print(f"pushpull-tui: error: {problem}", file=sys.stderr)
-        raise SystemExit(2)
+        fail(PROG, problem)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    try:
-        args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-    except UsageError as exc:
-        print(f"pushpull-tui: error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+    with exit_on_usage_error(PROG):
+        args = parse_args(sys.argv[1:] if argv is None else argv)
 
-    from tui.app import DEFAULT_MODES, PushPullApp
+    from tui.app import PushPullApp
     from tui.embedded import EmbeddedServer, EmbeddedServerError
+    from tui.logs import configure_logging
+    from tui.runner import join_all
 
-    modes = args.modes or list(DEFAULT_MODES)
-    if args.server:
-        refuse_unknown_symbol(args.server, args.symbol)
-        app = PushPullApp(args.server, symbol=args.symbol, modes=modes, poll_interval=args.poll_interval)
-        app.run()
-        return
-    server_args = ["--tick-rate", f"{args.tick_rate:g}"]
-    if args.seed is not None:
-        server_args += ["--seed", str(args.seed)]
-    embedded = EmbeddedServer(server_args)
     try:
-        url = embedded.start()
-    except EmbeddedServerError as exc:
-        print(f"pushpull-tui: error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+        kept_errors = configure_logging(args.log)
+    except OSError as exc:
+        fail(PROG, f"cannot write the log {args.log}: {exc.strerror or exc}")
+    sys.setswitchinterval(SWITCH_INTERVAL)
+    modes = args.modes or list(DEFAULT_MODES)
+    embedded: EmbeddedServer | None = None
+    url = args.server
+    if url is None:
+        tick_rate = DEFAULT_TICK_RATE if args.tick_rate is None else args.tick_rate
+        server_args = ["--tick-rate", f"{tick_rate:g}"]
+        if args.seed is not None:
+            server_args += ["--seed", str(args.seed)]
+        embedded = EmbeddedServer(server_args)
+        try:
+            url = embedded.start()
+        except EmbeddedServerError as exc:
+            fail(PROG, str(exc))
     try:
         refuse_unknown_symbol(url, args.symbol)
-        app = PushPullApp(url, symbol=args.symbol, modes=modes, poll_interval=args.poll_interval, embedded=True)
+        app = PushPullApp(
+            url, symbol=args.symbol, modes=modes, poll_interval=args.poll_interval, embedded=embedded is not None
+        )
         app.run()
+        join_all(EXIT_JOIN)
     finally:
-        embedded.stop()
+        if embedded is not None:
+            died = embedded.died
+            embedded.stop()
+            if died:
+                lines = "\n".join(f"  {line}" for line in embedded.last_lines)
+                print(
+                    f"{PROG}: the bundled server exited (status {embedded.exit_status}); its last lines:\n{lines}",
+                    file=sys.stderr,
+                )
+    for record in kept_errors.records:
+        print(record, file=sys.stderr)
+    if kept_errors.records:
+        where = f"; the full log is in {args.log}" if args.log else ""
+        print(f"{PROG}: {len(kept_errors.records)} error(s) were logged while the app ran{where}", file=sys.stderr)
 
 
 if __name__ == "__main__":

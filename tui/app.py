@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import Iterable, Sequence
 from typing import ClassVar
 
@@ -15,18 +14,25 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer
 
+from tui.defaults import DEFAULT_MODES, DEFAULT_POLL_INTERVAL, DEFAULT_SYMBOL, MAX_PANES
 from tui.messages import ServerStatsFetched
 from tui.modes import MODES, Backoff, ModeClient, ServerClock, make_client
 from tui.widgets import Comparison, HelpScreen, Pane, ServerBar
 
-__all__ = ["DEFAULT_MODES", "POLL_INTERVALS", "PushPullApp"]
+__all__ = ["POLL_INTERVALS", "PushPullApp", "next_poll_interval"]
 
-DEFAULT_MODES = ("poll", "longpoll", "sse", "ws")
-POLL_INTERVALS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
-"""Steps for the poll interval keys."""
+POLL_INTERVALS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+"""Steps for the poll interval keys, within `POLL_INTERVAL_RANGE`."""
 MODE_KEYS = ("poll", "longpoll", "sse", "ws", "webhook")
 """What keys 1..5 select, in SPEC's order."""
-MAX_PANES = 6
+
+
+def next_poll_interval(current: float, step: int) -> float:
+    """The next step above (`step` > 0) or below the current interval, whatever it is now."""
+    if step > 0:
+        return next((s for s in POLL_INTERVALS if s > current * 1.0001), current)
+    return next((s for s in reversed(POLL_INTERVALS) if s < current * 0.9999), current)
+
 
 FOCUS_GROUP = Binding.Group("Focus")
 MODE_GROUP = Binding.Group("Mode", compact=True)
@@ -77,9 +83,9 @@ class PushPullApp(App[None]):
         self,
         server_url: str,
         *,
-        symbol: str = "RELIANCE",
+        symbol: str = DEFAULT_SYMBOL,
         modes: Sequence[str] = DEFAULT_MODES,
-        poll_interval: float = 1.0,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
         embedded: bool = False,
         refresh_interval: float = 0.2,
         stats_interval: float | None = 1.0,
@@ -119,9 +125,6 @@ class PushPullApp(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        # Clients run on their own threads (tui.runner); a shorter GIL switch interval lets a
-        # tick's thread in sooner while the UI renders (pane p95 at 200 ticks/s: 12 -> 6 ms).
-        sys.setswitchinterval(0.001)
         self.set_interval(self.refresh_interval, self.repaint)
         self.load_symbols()
         if self.stats_interval is not None:
@@ -224,9 +227,7 @@ class PushPullApp(App[None]):
             pane.replace_client(mode=mode)
 
     def action_poll_interval(self, step: int) -> None:
-        steps = list(POLL_INTERVALS)
-        index = min(range(len(steps)), key=lambda i: abs(steps[i] - self.poll_interval))
-        self.poll_interval = steps[max(0, min(len(steps) - 1, index + step))]
+        self.poll_interval = next_poll_interval(self.poll_interval, step)
         for pane in self.panes:
             if pane.mode == "poll":
                 pane.client.poll_interval = self.poll_interval

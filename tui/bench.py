@@ -6,7 +6,6 @@ Percentiles are exact (nearest rank over every delay recorded), not averages of 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import math
@@ -14,14 +13,17 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import httpx
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from server.commandline import ArgumentParser, UsageError, exit_on_usage_error, fail, integer, number
 from tui import __version__
+from tui.arguments import mode_list, server_url
+from tui.defaults import DEFAULT_POLL_INTERVAL, DEFAULT_SYMBOL, DEFAULT_TICK_RATE, POLL_INTERVAL_RANGE
 from tui.embedded import EmbeddedServer, EmbeddedServerError
 from tui.format import NO_VALUE
 from tui.modes import MODES, ModeClient, make_client
@@ -31,20 +33,13 @@ from tui.theory import poll_theory
 
 __all__ = ["main", "run_bench"]
 
-DEFAULT_MODES = ("poll", "longpoll", "sse", "ws", "webhook")
+PROG = "pushpull-bench"
+DEFAULT_MODES = tuple(MODES)
+"""Every mode."""
 
 
 MEMORY_SAMPLE = 200
 """Open connections below which the server's RSS growth says more about the allocator than them."""
-
-
-class UsageError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(message)
 
 
 def summarize(clients: Sequence[ModeClient]) -> dict[str, Any]:
@@ -199,38 +194,59 @@ async def run_bench(
     }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="pushpull-bench", description="Measure every delivery mode side by side, headless.")
-    parser.add_argument("--version", action="version", version=f"pushpull-bench {__version__}")
-    parser.add_argument("--server", help="a running pushpull-server (default: start the bundled one)")
-    parser.add_argument("--modes", default=",".join(DEFAULT_MODES), help="comma-separated (default: all)")
-    parser.add_argument("--clients", type=int, default=1, help="subscribers per mode (default 1)")
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds to measure (default 10)")
-    parser.add_argument("--tick-rate", type=float, default=2.0, help="bundled server: ticks/s (default 2)")
-    parser.add_argument("--poll-interval", type=float, default=1.0, help="seconds between polls (default 1)")
-    parser.add_argument("--symbol", default="RELIANCE", type=str.upper)
-    parser.add_argument("--seed", type=int, default=None, help="bundled server: feed seed")
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog=PROG, description="Measure every delivery mode side by side, headless.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    parser.add_argument("--server", type=server_url, help="a running pushpull-server (default: start the bundled one)")
+    parser.add_argument(
+        "--modes",
+        type=mode_list,
+        default=list(DEFAULT_MODES),
+        help=f"comma-separated (default {','.join(DEFAULT_MODES)})",
+    )
+    parser.add_argument(
+        "--clients", type=integer(1, 10_000), default=1, help="subscribers per mode, 1 to 10000 (default 1)"
+    )
+    parser.add_argument(
+        "--duration",
+        type=number(0, 3600, low_open=True),
+        default=10.0,
+        help="seconds to measure, up to 3600 (default 10)",
+    )
+    parser.add_argument(
+        "--tick-rate",
+        type=number(0, 10_000),
+        default=None,
+        help=f"bundled server only: ticks per second (default {DEFAULT_TICK_RATE:g})",
+    )
+    low, high = POLL_INTERVAL_RANGE
+    parser.add_argument(
+        "--poll-interval",
+        type=number(low, high),
+        default=DEFAULT_POLL_INTERVAL,
+        help=f"seconds between polls, {low:g} to {high:g} (default {DEFAULT_POLL_INTERVAL:g})",
+    )
+    parser.add_argument("--symbol", default=DEFAULT_SYMBOL, type=str.upper, help=f"(default {DEFAULT_SYMBOL})")
+    parser.add_argument("--seed", type=int, default=None, help="bundled server only: feed seed")
     parser.add_argument("--json", type=Path, help="also write the results here")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     console = Console(stderr=True)
-    try:
+    with exit_on_usage_error(PROG):
         args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-        modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-        if not modes or any(m not in MODES for m in modes):
-            raise UsageError(f"--modes: choose from {', '.join(MODES)}")
-        if args.clients < 1 or not 0 < args.duration <= 3600 or not 0 < args.poll_interval <= 3600:
-            raise UsageError("--clients must be >= 1; --duration and --poll-interval in (0, 3600]")
-    except UsageError as exc:
-        print(f"pushpull-bench: error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+        if args.server is not None and (args.tick_rate is not None or args.seed is not None):
+            raise UsageError(
+                "--tick-rate and --seed set the bundled server; a server given by --server runs its own feed"
+            )
+    modes: list[str] = args.modes
     embedded: EmbeddedServer | None = None
     url = args.server
     try:
         if url is None:
-            server_args = ["--tick-rate", f"{args.tick_rate:g}", "--symbols", args.symbol]
+            tick_rate = DEFAULT_TICK_RATE if args.tick_rate is None else args.tick_rate
+            server_args = ["--tick-rate", f"{tick_rate:g}", "--symbols", args.symbol]
             if args.seed is not None:
                 server_args += ["--seed", str(args.seed)]
             embedded = EmbeddedServer(server_args)
@@ -247,11 +263,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             )
         )
     except (EmbeddedServerError, UsageError) as exc:
-        print(f"pushpull-bench: error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+        fail(PROG, str(exc))
     except httpx.HTTPError as exc:
-        print(f"pushpull-bench: error: cannot reach {url}: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+        fail(PROG, f"cannot reach {url}: {exc}")
     finally:
         if embedded is not None:
             embedded.stop()

@@ -3,24 +3,61 @@
 Why a child process and not a task in the app's event loop: a server sharing the UI's loop would
 add every repaint's stall to every delivery, so the delays the panes show would partly be the
 app's own. In its own process it has its own core and its own GIL, as a real server would.
+
+Two things keep the child honest and alive:
+- it runs this installation's `server` package, whatever the working directory or `PYTHONPATH`
+  holds (`python -m server` would run a `server.py` in the user's folder instead);
+- everything it writes (stdout and stderr, merged) is always read, so a chatty server never
+  blocks on a full pipe; the last lines are kept for the error message if it dies, and each line
+  goes to the `pushpull.server` logger (`pushpull-tui --log FILE` keeps them).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import signal
 import subprocess
 import sys
 import threading
+from collections import deque
 from collections.abc import Sequence
+from pathlib import Path
 from types import TracebackType
 
-__all__ = ["EmbeddedServer", "EmbeddedServerError"]
+import server
+
+__all__ = ["EmbeddedServer", "EmbeddedServerError", "server_command"]
 
 LISTENING = re.compile(r"listening on (http://\S+)")
 START_TIMEOUT = 20.0
+KEPT_LINES = 50
+"""Lines of the child's output kept in memory for the message when it fails."""
+
+log = logging.getLogger("pushpull.server")
+
+_LAUNCH = (
+    "import sys\n"
+    "root = sys.argv.pop(1)\n"
+    "if root not in sys.path:\n"
+    "    sys.path.insert(0, root)\n"
+    "from server.__main__ import main\n"
+    "main()\n"
+)
+
+
+def server_command(args: Sequence[str] = ()) -> list[str]:
+    """The argv that runs *this* installation's `pushpull-server` with `args`.
+
+    `-E` ignores `PYTHONPATH` (and the other `PYTHON*` variables) and `-P` keeps the working
+    directory off `sys.path`; the folder holding the `server` package the app itself imported is
+    put first instead, so a stray `server.py` can never stand in for it. The user's site-packages
+    stay visible (unlike `-I`), so a `pip install --user` keeps working.
+    """
+    root = str(Path(server.__file__).resolve().parent.parent)
+    return [sys.executable, "-E", "-P", "-c", _LAUNCH, root, *args]
 
 
 class EmbeddedServerError(RuntimeError):
@@ -42,54 +79,70 @@ class EmbeddedServer:
         self.args = list(args)
         self.process: subprocess.Popen[str] | None = None
         self.url: str | None = None
+        self.last_lines: deque[str] = deque(maxlen=KEPT_LINES)
+        """The child's most recent output lines (stdout and stderr together)."""
+        self.stopped_by_us = False
+        self._listening = threading.Event()
+        self._reader: threading.Thread | None = None
+
+    def command(self) -> list[str]:
+        return server_command(["--host", "127.0.0.1", "--port", "0", *self.args])
 
     def start(self) -> str:
-        argv = [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", "0", *self.args]
+        """Start the child and return its URL once it listens; raise `EmbeddedServerError` if it will not."""
         self.process = subprocess.Popen(
-            argv,
+            self.command(),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             text=True,
+            errors="replace",
             preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
         )
-        line = self._first_line(self.process)
-        match = LISTENING.search(line or "")
-        if match is None:
+        self._reader = threading.Thread(target=self._read_output, name="pushpull-server-output", daemon=True)
+        self._reader.start()
+        self._listening.wait(START_TIMEOUT)
+        if self.url is None:
             self.stop()
-            raise EmbeddedServerError(f"the bundled server did not start: {self._stderr() or line or 'no output'}")
-        self.url = match.group(1)
-        threading.Thread(target=self._drain, daemon=True).start()
+            raise EmbeddedServerError(f"the bundled server did not start: {self.failure() or 'no output'}")
         return self.url
 
-    def _first_line(self, process: subprocess.Popen[str]) -> str | None:
-        result: list[str] = []
-        assert process.stdout is not None
-        reader = threading.Thread(target=lambda: result.append(process.stdout.readline()), daemon=True)  # type: ignore[union-attr]
-        reader.start()
-        reader.join(START_TIMEOUT)
-        return result[0] if result else None
-
-    def _drain(self) -> None:
-        """Keep reading the child's output so a full pipe never blocks it."""
+    def _read_output(self) -> None:
+        """Read every line the child writes, until it exits: a full pipe would block it."""
         process = self.process
-        if process is None or process.stdout is None:
-            return
-        for _ in process.stdout:
-            pass
+        assert process is not None and process.stdout is not None
+        try:
+            for raw in process.stdout:
+                line = raw.rstrip("\n")
+                self.last_lines.append(line)
+                log.info("%s", line)
+                if self.url is None and (match := LISTENING.search(line)):
+                    self.url = match.group(1)
+                    self._listening.set()
+        finally:
+            self._listening.set()  # it ended without listening: start() need not wait any longer
 
-    def _stderr(self) -> str:
-        process = self.process
-        if process is None or process.stderr is None or process.poll() is None:
-            return ""
-        lines = [line.strip() for line in process.stderr.read().splitlines() if line.strip()]
+    def failure(self) -> str:
+        """The child's last non-empty line: usually its one-line error."""
+        lines = [line.strip() for line in self.last_lines if line.strip()]
         return lines[-1] if lines else ""
+
+    @property
+    def exit_status(self) -> int | None:
+        """The child's exit status if it has ended, else None."""
+        return None if self.process is None else self.process.poll()
+
+    @property
+    def died(self) -> bool:
+        """It ended without being asked to: the app should say so, with its last lines."""
+        return not self.stopped_by_us and self.exit_status is not None
 
     def stop(self, timeout: float = 5.0) -> None:
         """SIGTERM our child (by its PID), wait for it, and SIGKILL it if it will not go."""
         process = self.process
         if process is None or process.poll() is not None:
             return
+        self.stopped_by_us = True
         with contextlib.suppress(ProcessLookupError):
             os.kill(process.pid, signal.SIGTERM)
         try:
@@ -97,6 +150,8 @@ class EmbeddedServer:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout)
+        if self._reader is not None:
+            self._reader.join(1.0)
 
     def __enter__(self) -> str:
         return self.start()

@@ -5,59 +5,114 @@ is a stall the tick waits behind (measured at 200 ticks/s: pane p99 91 ms agains
 headless client), so the panes would show the app's own latency, not the mode's. In a thread of
 its own the client only waits for the GIL, a few milliseconds at most. The UI reads the client's
 plain counters when it repaints; ints and a bounded deque are safe to read across threads.
+
+Stopping never waits on the caller's thread (the UI's): `stop()` only asks the client's loop to
+cancel it. A client run again (a paused pane resuming) first waits, on its own new thread, for
+the previous run to finish, so two runs of one client never overlap. `join_all()` gives every
+client a bounded moment to close its connections when the app exits.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
+import time
 
 from tui.modes import ModeClient
 
-__all__ = ["ClientThread"]
+__all__ = ["ClientThread", "join_all"]
+
+log = logging.getLogger("pushpull.runner")
+
+PREVIOUS_RUN_WAIT = 10.0
+"""Seconds a new run waits for the previous run of the same client to end."""
+
+_threads: set[threading.Thread] = set()
+"""Every client thread still running, for `join_all()` at exit."""
+_threads_lock = threading.Lock()
 
 
 class ClientThread:
-    """`start()` runs `client.run()` on a private loop; `stop()` cancels it and waits briefly."""
+    """`start()` runs `client.run()` on a private loop; `stop()` cancels it without waiting.
 
-    def __init__(self, client: ModeClient) -> None:
+    Example:
+
+        runner = ClientThread(client, after=previous_runner)
+        runner.start()
+        ...
+        runner.stop()
+    """
+
+    def __init__(self, client: ModeClient, *, after: ClientThread | None = None) -> None:
         self.client = client
+        self._after = after._thread if after is not None else None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._thread: threading.Thread | None = None
+        self._stop_requested = threading.Event()
+        self._lock = threading.Lock()
 
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
     def start(self) -> None:
-        if self.running:
+        if self._thread is not None:
             return
-        started = threading.Event()
+        self._thread = threading.Thread(target=self._main, name=f"pushpull-{self.client.mode}", daemon=True)
+        with _threads_lock:
+            _threads.add(self._thread)
+        self._thread.start()
 
-        def main() -> None:
+    def _main(self) -> None:
+        try:
+            if self._after is not None:
+                self._after.join(PREVIOUS_RUN_WAIT)
+                if self._after.is_alive():
+                    log.warning("the previous %s run did not end in %.0f s", self.client.mode, PREVIOUS_RUN_WAIT)
             loop = asyncio.new_event_loop()
-            self._loop = loop
-            self._task = loop.create_task(self.client.run())
-            started.set()
             try:
+                with self._lock:
+                    if self._stop_requested.is_set():
+                        return
+                    self._loop = loop
+                    self._task = loop.create_task(self.client.run())
                 with contextlib.suppress(asyncio.CancelledError):
                     loop.run_until_complete(self._task)
                 loop.run_until_complete(loop.shutdown_asyncgens())
             finally:
+                with self._lock:
+                    self._loop = None
                 loop.close()
+        except Exception:
+            log.exception("the %s client's thread failed", self.client.mode)
+        finally:
+            with _threads_lock:
+                _threads.discard(threading.current_thread())
 
-        self._thread = threading.Thread(target=main, name=f"pushpull-{self.client.mode}", daemon=True)
-        self._thread.start()
-        started.wait()
+    def stop(self) -> None:
+        """Ask the client to end (it closes its connection); returns at once."""
+        with self._lock:
+            self._stop_requested.set()
+            loop, task = self._loop, self._task
+            if loop is not None and task is not None:
+                with contextlib.suppress(RuntimeError):  # the loop closed in between
+                    loop.call_soon_threadsafe(task.cancel)
 
-    def stop(self, wait: float = 2.0) -> None:
-        """Cancel the client (it closes its connection) and wait up to `wait` s for the thread."""
-        loop, task, thread = self._loop, self._task, self._thread
-        if loop is not None and task is not None and not loop.is_closed():
-            with contextlib.suppress(RuntimeError):  # the loop closed in between
-                loop.call_soon_threadsafe(task.cancel)
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(wait)
-        self._thread = None
+    def join(self, timeout: float) -> bool:
+        """Wait up to `timeout` s for the thread; True if it ended. Not for the UI thread."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return not self.running
+
+
+def join_all(timeout: float) -> int:
+    """Wait, up to `timeout` s in all, for every client thread to end; returns how many did not."""
+    deadline = time.monotonic() + timeout
+    with _threads_lock:
+        threads = list(_threads)
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return sum(thread.is_alive() for thread in threads)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 from abc import ABC, abstractmethod
 from collections import deque
@@ -30,12 +31,15 @@ import httpx
 from pydantic import ValidationError
 
 from server.schema import Tick
+from tui.defaults import DEFAULT_POLL_INTERVAL
 from tui.modes.clock import ServerClock
 from tui.modes.stats import ModeStats
 
 __all__ = ["Backoff", "ConnectionState", "ModeClient", "ModeError", "TickListener"]
 
 TickListener = Callable[[Tick], None]
+
+log = logging.getLogger("pushpull.modes")
 
 RECENT_PRICES = 60
 """Prices kept for a sparkline."""
@@ -46,11 +50,17 @@ class ConnectionState(StrEnum):
     LIVE = "live"
     RECONNECTING = "reconnecting"
     UNREACHABLE = "unreachable"
+    FAILED = "failed"
+    """A bug, not the network: it stopped, with the error shown and its traceback logged."""
     STOPPED = "stopped"
 
 
 class ModeError(Exception):
     """The server answered something this mode cannot use (a 404 symbol, a malformed body)."""
+
+
+RETRIED_ERRORS: tuple[type[BaseException], ...] = (httpx.HTTPError, OSError, ModeError, ValidationError, ValueError)
+"""The network, or a server answering what a mode cannot use: back off and try again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,13 +87,16 @@ class ModeClient(ABC):
     """Registry name: poll, longpoll, sse, ws, webhook."""
     title: ClassVar[str]
     """Human name: "HTTP polling", "Server-Sent Events", ..."""
+    transport_errors: ClassVar[tuple[type[BaseException], ...]] = ()
+    """A transport library's own errors (websockets, httpx-sse): retried like network errors.
+    Anything else unexpected is a bug: the client stops in the FAILED state and logs it."""
 
     def __init__(
         self,
         server_url: str,
         symbol: str,
         *,
-        poll_interval: float = 1.0,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
         clock: ServerClock | None = None,
         backoff: Backoff | None = None,
         http: httpx.AsyncClient | None = None,
@@ -144,8 +157,10 @@ class ModeClient(ABC):
         """
         if not self._stopped.is_set():
             self._stopped = asyncio.Event()  # bound to the loop this run is on
+        retried: tuple[type[BaseException], ...] = (*RETRIED_ERRORS, *self.transport_errors)
         failures = 0
         went_live = False
+        failed = False
         try:
             while not self._stopped.is_set():
                 self.retry_at = None
@@ -155,10 +170,13 @@ class ModeClient(ABC):
                     self.error = "the server closed the connection"
                 except asyncio.CancelledError:
                     raise
-                except (httpx.HTTPError, OSError, ModeError, ValidationError, ValueError, KeyError) as exc:
+                except retried as exc:
                     self.error = describe(exc)
-                except Exception as exc:  # a transport library's own errors (websockets)
-                    self.error = describe(exc)
+                except Exception as exc:
+                    log.exception("%s client for %s failed", self.mode, self.symbol)
+                    self.error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                    failed = True
+                    break
                 if self._stopped.is_set():
                     break
                 was_live = self.state is ConnectionState.LIVE
@@ -178,7 +196,7 @@ class ModeClient(ABC):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopped.wait(), delay)
         finally:
-            self.state = ConnectionState.STOPPED
+            self.state = ConnectionState.FAILED if failed else ConnectionState.STOPPED
             self.retry_at = None
             self.stats.open_connections = 0
             await self.close()

@@ -46,7 +46,7 @@ class ServerClock:
             response = await http.get(base_url + "/api/time")
             received = self.local()
             response.raise_for_status()
-            server_ts = float(response.json()["ts"])
+            server_ts = read_server_time(response)
             round_trip = received - sent
             if best is None or round_trip < best[0]:
                 best = (round_trip, server_ts - (sent + received) / 2)
@@ -55,6 +55,14 @@ class ServerClock:
         if is_loopback(base_url):
             self.offset = 0.0
         return self.offset
+
+
+def read_server_time(response: httpx.Response) -> float:
+    """`{"ts": float}` from `/api/time`; anything else means this is not a pushpull server."""
+    try:
+        return float(response.json()["ts"])
+    except (ValueError, KeyError, TypeError):
+        raise ValueError(f"not a pushpull server: {response.url} answered {response.text[:60]!r}") from None
 
 
 def is_loopback(url: str) -> bool:

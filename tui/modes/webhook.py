@@ -16,7 +16,7 @@ import httpx
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from server.schema import Tick
+from server.schema import MAX_MESSAGE_BYTES, Tick
 from tui.modes.base import ModeClient, ModeError
 
 __all__ = ["WebhookClient"]
@@ -25,7 +25,6 @@ HEALTH_EVERY = 2.0
 """Seconds between checks that our registration is still active on the server."""
 SEEN_IDS = 10_000
 """How many delivery ids are remembered for replay detection."""
-MAX_BODY = 64 * 1024
 
 
 class WebhookClient(ModeClient):
@@ -66,9 +65,12 @@ class WebhookClient(ModeClient):
             if response.status_code == 404:
                 raise ModeError(f"unknown symbol {self.symbol!r}")
             response.raise_for_status()
-            created = response.json()
-            self.webhook_id, self.secret = created["id"], created["secret"]
-            self._verifier = Webhook(created["secret"])
+            try:
+                created = response.json()
+                self.webhook_id, self.secret = str(created["id"]), str(created["secret"])
+            except (ValueError, KeyError, TypeError):
+                raise ModeError(f"unexpected registration answer: {response.text[:60]!r}") from None
+            self._verifier = Webhook(self.secret)
             self.went_live()
             await self._watch_registration()
         finally:
@@ -114,7 +116,7 @@ class WebhookClient(ModeClient):
                     for name, _, value in (line.partition(":") for line in lines[1:] if line)
                 }
                 length = int(headers.get("content-length", "0"))
-                if length > MAX_BODY:
+                if length > MAX_MESSAGE_BYTES:
                     writer.write(b"HTTP/1.1 413 Too Large\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
                     return
                 body = await reader.readexactly(length)

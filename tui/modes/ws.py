@@ -6,7 +6,7 @@ import json
 from typing import Any, ClassVar
 
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosedOK
+from websockets.exceptions import ConnectionClosedOK, WebSocketException
 
 from server.schema import Tick
 from tui.modes.base import ModeClient, ModeError
@@ -35,6 +35,7 @@ class WsClient(ModeClient):
 
     mode: ClassVar[str] = "ws"
     title: ClassVar[str] = "WebSocket"
+    transport_errors: ClassVar[tuple[type[BaseException], ...]] = (WebSocketException,)
 
     def explain(self) -> str:
         return "one open socket; the server pushes"

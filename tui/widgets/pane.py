@@ -29,6 +29,7 @@ STATE_BADGES: dict[ConnectionState, tuple[str, str]] = {
     ConnectionState.LIVE: ("● live", "green"),
     ConnectionState.RECONNECTING: ("◌ reconnecting", "yellow"),
     ConnectionState.UNREACHABLE: ("✕ unreachable", "red"),
+    ConnectionState.FAILED: ("✕ failed (a bug: see the log)", "red"),
     ConnectionState.STOPPED: ("■ stopped", "grey50"),
 }
 
@@ -86,15 +87,20 @@ class Pane(Vertical, can_focus=True):
 
     def start_client(self) -> None:
         """Run the client on its own thread and loop (see `tui.runner` for why)."""
-        if not self.paused and self.ready:
-            self.stop_client()
-            self.runner = ClientThread(self.client)
-            self.runner.start()
+        if self.paused or not self.ready:
+            return
+        previous = self.runner
+        if previous is not None:
+            previous.stop()
+        # The same client run again (a resume) waits, on its new thread, for its previous run.
+        same_client = previous is not None and previous.client is self.client
+        self.runner = ClientThread(self.client, after=previous if same_client else None)
+        self.runner.start()
 
     def stop_client(self) -> None:
+        """Ask the client to stop; never waits (it ends on its own thread)."""
         if self.runner is not None:
             self.runner.stop()
-            self.runner = None
 
     def on_unmount(self) -> None:
         self.stop_client()

@@ -1,0 +1,26 @@
+"""The app's and the bench's defaults, each in one place (the server's are in `server.settings`)."""
+
+from __future__ import annotations
+
+from server.settings import Settings
+
+__all__ = [
+    "DEFAULT_MODES",
+    "DEFAULT_POLL_INTERVAL",
+    "DEFAULT_SYMBOL",
+    "DEFAULT_TICK_RATE",
+    "MAX_PANES",
+    "POLL_INTERVAL_RANGE",
+]
+
+DEFAULT_SYMBOL = "RELIANCE"
+DEFAULT_MODES = ("poll", "longpoll", "sse", "ws")
+"""The panes the app opens with."""
+DEFAULT_POLL_INTERVAL = 1.0
+"""Seconds between polls."""
+POLL_INTERVAL_RANGE = (0.05, 60.0)
+"""The poll intervals a flag or a key may set, in seconds (inclusive)."""
+DEFAULT_TICK_RATE = Settings().tick_rate
+"""Ticks per second per symbol for a bundled server: the server's own default."""
+MAX_PANES = 6
+"""Panes at most, from `--modes` or from the add-pane key."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,6 +34,8 @@ class Runtime:
     ws_connections: set[WsConnection] = field(default_factory=set)
     """Open WebSocket clients, for the sweeper that evicts stalled ones."""
     started_monotonic: float = field(default_factory=time.monotonic)
+    instance: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    """Which server process this is (host:pid), for clients that talk to several."""
 
     def __post_init__(self) -> None:
         self.webhooks = WebhookDispatcher(self.hub, self.settings)

@@ -227,11 +227,17 @@ class PushPullApp(App[None]):
             pane.replace_client(mode=mode)
 
     def action_poll_interval(self, step: int) -> None:
-        self.poll_interval = next_poll_interval(self.poll_interval, step)
+        interval = next_poll_interval(self.poll_interval, step)
+        if interval == self.poll_interval:
+            low, high = POLL_INTERVALS[0], POLL_INTERVALS[-1]
+            self.notify(f"poll interval stays {interval:g} s (from {low:g} to {high:g} s)", timeout=2)
+            return
+        self.poll_interval = interval
         for pane in self.panes:
             if pane.mode == "poll":
-                pane.client.poll_interval = self.poll_interval
-        self.notify(f"poll every {self.poll_interval:g} s", timeout=2)
+                pane.client.poll_interval = interval
+                pane.reset_counters()  # figures from two intervals mixed would describe neither
+        self.notify(f"poll every {interval:g} s: poll figures start afresh", timeout=3)
 
     def action_next_symbol(self) -> None:
         symbols = self.symbols

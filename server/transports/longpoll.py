@@ -18,6 +18,7 @@ from server.rawhttp import (
     Headers,
     HttpError,
     cors_headers,
+    error_body,
     path_symbol,
     query_params,
     respond,
@@ -62,6 +63,10 @@ def parse_query(scope: Scope) -> tuple[int | None, float, str | None]:
     return query.after, query.timeout, query.epoch
 
 
+SHUTDOWN_RETRY_AFTER_S = 2
+"""What a held long poll is told to wait when the server shuts down (seconds)."""
+
+
 def reply(entries: list[Entry], gap: bool) -> bytes:
     """The `{"ticks": [...], "gap": bool}` envelope, joined from the shared encodings."""
     return b'{"ticks":[' + b",".join(e.json for e in entries) + (b'],"gap":true}' if gap else b'],"gap":false}')
@@ -84,8 +89,7 @@ async def serve(runtime: Runtime, scope: Scope, receive: Receive, send: Send) ->
     if await answer_now(runtime, topic, after, send, headers):
         return
     if hub.closing:  # shutting down: hold nothing, or a re-poll on this connection would hang the exit
-        stats.empty_responses += 1
-        await respond(send, 204, headers=[*headers, (b"connection", b"close")])
+        await shutting_down(runtime, send, headers)
         return
     if runtime.at_capacity():
         stats.rejected += 1
@@ -110,9 +114,26 @@ async def serve(runtime: Runtime, scope: Scope, receive: Receive, send: Send) ->
         topic.listeners.discard(held)
     if held.disconnected or (exchange is not None and exchange.disconnected):
         return  # nobody to answer; the slot is free already
-    if not await answer_now(runtime, topic, after, send, headers):
-        stats.empty_responses += 1
-        await respond(send, 204, headers=headers)
+    if await answer_now(runtime, topic, after, send, headers):
+        return
+    if hub.closing:
+        await shutting_down(runtime, send, headers)
+        return
+    stats.empty_responses += 1
+    await respond(send, 204, headers=headers)
+
+
+async def shutting_down(runtime: Runtime, send: Send, headers: Headers) -> None:
+    """503 with `retry-after`: a 204 would tell the client "nothing new, ask again now", and it
+    would, at once and over and over, until the server is gone."""
+    runtime.stats.longpoll.rejected += 1
+    retry = b"%d" % SHUTDOWN_RETRY_AFTER_S
+    await respond(
+        send,
+        503,
+        error_body("the server is shutting down"),
+        headers=[*headers, (b"retry-after", retry), (b"connection", b"close")],
+    )
 
 
 async def answer_now(runtime: Runtime, topic: Topic, after: int, send: Send, headers: Headers) -> bool:

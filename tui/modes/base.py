@@ -59,6 +59,9 @@ class ModeError(Exception):
     """The server answered something this mode cannot use (a 404 symbol, a malformed body)."""
 
 
+RETRY_AFTER_CAP = 60.0
+"""The longest `retry-after` honoured, in seconds."""
+
 RETRIED_ERRORS: tuple[type[BaseException], ...] = (httpx.HTTPError, OSError, ModeError, ValidationError, ValueError)
 """The network, or a server answering what a mode cannot use: back off and try again."""
 
@@ -87,6 +90,9 @@ class ModeClient(ABC):
     """Registry name: poll, longpoll, sse, ws, webhook."""
     title: ClassVar[str]
     """Human name: "HTTP polling", "Server-Sent Events", ..."""
+    resumes_from_cursor: ClassVar[bool] = True
+    """After a pause it asks for what it missed (long poll, SSE, WebSocket); poll and webhook
+    cannot, so they start afresh and what was published while paused is not `missed`."""
     transport_errors: ClassVar[tuple[type[BaseException], ...]] = ()
     """A transport library's own errors (websockets, httpx-sse): retried like network errors.
     Anything else unexpected is a bug: the client stops in the FAILED state and logs it."""
@@ -123,6 +129,10 @@ class ModeClient(ABC):
         self.epoch: str | None = None
         self.cursor: int | None = None
         """Last seq received in `epoch`: where a reconnect resumes."""
+        self.retry_after: float | None = None
+        """Seconds the server asked us to wait (`retry-after`) before the next attempt."""
+        self.replay_before: float | None = None
+        """Server time of a resume: ticks published before it are counted as `replayed`."""
         self.skipped_from: tuple[str, int] | None = None
         """(epoch, cursor) when the server last skipped us ahead: the next tick in that epoch
         tells how many ticks we never got."""
@@ -192,6 +202,8 @@ class ModeClient(ABC):
                 else:
                     self.state = ConnectionState.CONNECTING
                 delay = self.backoff.delay(failures - 1, self._rng)
+                if self.retry_after is not None:
+                    delay, self.retry_after = max(delay, min(self.retry_after, RETRY_AFTER_CAP)), None
                 self.retry_at = self.clock.local() + delay
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopped.wait(), delay)
@@ -231,6 +243,15 @@ class ModeClient(ABC):
     async def receive(self) -> None:
         """Connect and hand every tick to `accept()` until the connection ends or fails."""
 
+    def resume_after_pause(self) -> None:
+        """Call before running again after a pause: nothing published while paused is a delay
+        (a resuming mode replays it) or a miss (a mode that cannot resume starts afresh)."""
+        if self.resumes_from_cursor:
+            self.replay_before = self.clock.now()
+        else:
+            self.cursor = None
+            self.skipped_from = None
+
     # -- what subclasses call ------------------------------------------------------------------
 
     def went_live(self) -> None:
@@ -266,7 +287,11 @@ class ModeClient(ABC):
             stats.missed += tick.seq - self.cursor - 1
         self.cursor = tick.seq
         stats.updates += 1
-        if live:
+        if self.replay_before is not None and tick.ts > self.replay_before:
+            self.replay_before = None  # caught up: from here on delays are the mode's again
+        if self.replay_before is not None:
+            stats.replayed += 1
+        elif live:
             # The first tick after (re)subscribing without a cursor is the latest one, published
             # who knows when: it says how old the price was, not how late an update came.
             stats.record_delay(self.clock.delay_ms(tick.ts))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, ClassVar
 
 import httpx
@@ -15,6 +16,18 @@ MIN_HOLD, MAX_HOLD = 1.0, 60.0
 """The hold times the server accepts (`timeout` query parameter)."""
 READ_MARGIN = 10.0
 """Seconds past the hold before a silent server counts as gone."""
+
+
+QUICK_EMPTY = 1.0
+"""Seconds: a 204 sooner than this (or a tenth of the hold) was not held."""
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    """A `retry-after` in seconds (the only form this server sends), if there is one."""
+    try:
+        return max(0.0, float(response.headers["retry-after"]))
+    except (KeyError, ValueError):
+        return None
 
 
 class LongPollClient(ModeClient):
@@ -55,8 +68,11 @@ class LongPollClient(ModeClient):
     async def receive(self) -> None:
         url = f"{self.server_url}/api/longpoll/{self.symbol}"
         stats = self.stats
+        loop = asyncio.get_running_loop()
+        quick_empties = 0
         while True:
             stats.open_connections = 1
+            asked = loop.time()
             try:
                 response = await self.http.get(url, params=self.query(), timeout=self._timeout)
             finally:
@@ -68,7 +84,16 @@ class LongPollClient(ModeClient):
             if status == 204:
                 stats.empty_responses += 1
                 self.went_live()
+                # A server that answers "nothing new" without holding (a proxy's timeout, a bug)
+                # must not be asked again at once, over and over: back off after the second.
+                quick = loop.time() - asked < min(QUICK_EMPTY, self.hold_timeout / 10)
+                quick_empties = quick_empties + 1 if quick else 0
+                if quick_empties >= 2:
+                    await asyncio.sleep(self.backoff.delay(quick_empties - 2, self._rng))
                 continue
+            quick_empties = 0
+            if status == 503:
+                self.retry_after = retry_after_seconds(response)
             response.raise_for_status()
             if status != 200:
                 raise ModeError(f"unexpected HTTP {status} from {url}")

@@ -32,6 +32,7 @@ class PollClient(ModeClient):
 
     mode: ClassVar[str] = "poll"
     title: ClassVar[str] = "HTTP polling"
+    resumes_from_cursor: ClassVar[bool] = False
 
     def __init__(self, server_url: str, symbol: str, **options: Any) -> None:
         super().__init__(server_url, symbol, **options)

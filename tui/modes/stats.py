@@ -42,6 +42,9 @@ class ModeStats:
     """Times the server said history could not be resumed (gap signal or a new epoch)."""
     rejected: int = 0
     """Deliveries refused by this client (webhook: bad signature, stale, replayed)."""
+    replayed: int = 0
+    """Ticks published while paused and delivered on resume: updates, but their age is the
+    pause, not the mode's delay, so they are kept out of the delay figures."""
     last_delay_ms: float | None = None
     delays_ms: deque[float] = field(default_factory=lambda: deque(maxlen=DELAY_WINDOW))
     """Recent delays, for rolling percentiles."""

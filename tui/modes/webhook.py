@@ -38,6 +38,7 @@ class WebhookClient(ModeClient):
 
     mode: ClassVar[str] = "webhook"
     title: ClassVar[str] = "Webhook"
+    resumes_from_cursor: ClassVar[bool] = False
 
     def __init__(self, server_url: str, symbol: str, **options: Any) -> None:
         super().__init__(server_url, symbol, **options)

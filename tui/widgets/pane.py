@@ -124,6 +124,7 @@ class Pane(Vertical, can_focus=True):
         if paused:
             self.stop_client()
         else:
+            self.client.resume_after_pause()
             self.start_client()
         self.repaint()
 
@@ -196,6 +197,8 @@ class Pane(Vertical, can_focus=True):
             ("reconnects", fmt_count(stats.reconnects)),
             ("gaps", fmt_count(stats.gaps)),
         ]
+        if stats.replayed:
+            rows.append(("replayed", fmt_count(stats.replayed)))
         if stats.rejected:
             rows.append(("rejected", fmt_count(stats.rejected)))
         return rows

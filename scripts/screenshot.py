@@ -1,6 +1,6 @@
-"""Export the README's picture: the app itself, beside the bundled server, saved as SVG.
+"""Export pictures of the app itself, beside the bundled server, as SVG (one per terminal size).
 
-python scripts/screenshot.py [docs/screenshot.svg] [seconds]
+python scripts/screenshot.py [DIR] [SECONDS] [COLSxROWS ...]   (default: docs 20 80x24 160x45)
 """
 
 from __future__ import annotations
@@ -13,15 +13,24 @@ from tui.app import PushPullApp
 from tui.embedded import EmbeddedServer
 
 
-async def main(path: Path, seconds: float) -> None:
-    with EmbeddedServer(["--tick-rate", "2", "--seed", "42"]) as url:
-        app = PushPullApp(url, embedded=True)
-        async with app.run_test(size=(150, 44)) as pilot:
-            await pilot.pause(seconds)
-            app.save_screenshot(filename=path.name, path=str(path.parent))
-    print(f"saved {path}")
+async def shoot(url: str, folder: Path, seconds: float, size: tuple[int, int]) -> Path:
+    app = PushPullApp(url, embedded=True)
+    path = folder / f"screenshot-{size[0]}x{size[1]}.svg"
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause(seconds)
+        app.save_screenshot(filename=path.name, path=str(folder))
+    return path
+
+
+async def main(folder: Path, seconds: float, sizes: list[tuple[int, int]]) -> None:
+    with EmbeddedServer(["--seed", "42"]) as url:
+        for size in sizes:
+            print(f"saved {await shoot(url, folder, seconds, size)}")
 
 
 if __name__ == "__main__":
-    target = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/screenshot.svg")
-    asyncio.run(main(target, float(sys.argv[2]) if len(sys.argv) > 2 else 20.0))
+    args = sys.argv[1:]
+    target = Path(args[0] if args else "docs")
+    wait = float(args[1]) if len(args) > 1 else 20.0
+    shapes = [tuple(int(n) for n in s.split("x")) for s in args[2:]] or [(80, 24), (160, 45)]
+    asyncio.run(main(target, wait, [(w, h) for w, h in shapes]))

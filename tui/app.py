@@ -10,14 +10,14 @@ import httpx
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal
+from textual.containers import Container
 from textual.screen import Screen
 from textual.widgets import Footer
 
 from tui.defaults import DEFAULT_MODES, DEFAULT_POLL_INTERVAL, DEFAULT_SYMBOL, MAX_PANES
 from tui.messages import ServerStatsFetched
 from tui.modes import MODES, Backoff, ModeClient, ServerClock, make_client
-from tui.widgets import Comparison, HelpScreen, Pane, ServerBar
+from tui.widgets import Comparison, HelpScreen, Pane, PaneDetail, ServerBar
 
 __all__ = ["POLL_INTERVALS", "PushPullApp", "next_poll_interval"]
 
@@ -111,8 +111,11 @@ class PushPullApp(App[None]):
         self._pane_ids = 0
         # Held, not queried: queries look at the active screen, and help may be on top.
         self.server_bar = ServerBar(self.server_url, symbol=symbol, embedded=embedded, id="server-bar")
-        self.pane_box = Horizontal(id="panes")
+        self.pane_box = Container(id="panes")
         self.comparison = Comparison(id="comparison")
+        self.pane_detail = PaneDetail(id="pane-detail")
+        self.card_columns = 0
+        """Panes side by side as cards (how many columns), or 0: one row per pane."""
 
     # -- layout ----------------------------------------------------------------------------------
 
@@ -122,6 +125,7 @@ class PushPullApp(App[None]):
             for mode in self.initial_modes:
                 yield self._new_pane(mode)
         yield self.comparison
+        yield self.pane_detail
         yield Footer()
 
     def on_mount(self) -> None:
@@ -160,9 +164,32 @@ class PushPullApp(App[None]):
 
     def repaint(self) -> None:
         panes = self.panes
-        for pane in panes:
+        for number, pane in enumerate(panes, start=1):
+            pane.number = number
             pane.repaint()
         self.comparison.show(pane.client for pane in panes)
+        if not self.card_columns:
+            self.pane_detail.show(self.focused_pane or (panes[0] if panes else None))
+
+    # -- layout by size ----------------------------------------------------------------------------
+
+    def on_resize(self) -> None:
+        self.arrange_panes()
+
+    def arrange_panes(self) -> None:
+        """Cards side by side when they fit, else one row per pane and the focused pane's counters."""
+        panes = self.panes
+        width, height = self.size
+        columns = card_columns(width, height, len(panes))
+        self.card_columns = columns
+        box = self.pane_box
+        box.set_class(columns == 0, "rows")
+        if columns:
+            box.styles.grid_size_columns = columns
+        for pane in panes:
+            pane.set_class(columns == 0, "row")
+        self.pane_detail.display = columns == 0
+        self.repaint()
 
     # -- background work ---------------------------------------------------------------------------
 
@@ -270,6 +297,7 @@ class PushPullApp(App[None]):
         self.pane_box.mount(pane)
         pane.set_paused(self.paused)
         pane.focus()
+        self.call_after_refresh(self.arrange_panes)
 
     def action_remove_pane(self) -> None:
         pane = self.focused_pane
@@ -279,6 +307,7 @@ class PushPullApp(App[None]):
         pane.stop_client()
         self.screen.focus_next(Pane)
         pane.remove()
+        self.call_after_refresh(self.arrange_panes)
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
@@ -300,6 +329,24 @@ class PushPullApp(App[None]):
         yield SystemCommand("Add pane", "Another pane, in a mode not shown yet", self.action_add_pane)
         yield SystemCommand("Remove pane", "Remove the focused pane", self.action_remove_pane)
         yield SystemCommand("Help", "Keys and what each mode teaches", self.action_help)
+
+
+MIN_CARD_WIDTH = 28
+"""Columns a pane card needs for its counters."""
+MIN_CARD_HEIGHT = 21
+"""Lines a pane card needs: title, state, how it works, price, every counter, border."""
+
+
+def card_columns(width: int, height: int, panes: int) -> int:
+    """How many pane cards side by side fit, preferring one row of all; 0 when none fit."""
+    if panes == 0:
+        return 0
+    other_lines = 4 + panes + 3  # bars, footer; the comparison: header, a row per pane, theory
+    for columns in range(panes, 0, -1):
+        rows = -(-panes // columns)
+        if width // columns >= MIN_CARD_WIDTH and (height - other_lines) // rows >= MIN_CARD_HEIGHT:
+            return columns
+    return 0
 
 
 def describe_http_error(exc: httpx.HTTPError) -> str:

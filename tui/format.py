@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["NO_VALUE", "fmt_bytes", "fmt_count", "fmt_ms", "fmt_ratio"]
+__all__ = ["NO_VALUE", "fmt_age", "fmt_bytes", "fmt_count", "fmt_ms", "fmt_price", "fmt_ratio"]
 
 NO_VALUE = "\u2013"
 """An en dash: shown before there is anything to measure."""
@@ -37,3 +37,17 @@ def fmt_ratio(value: float | None) -> str:
     if value is None or math.isnan(value):
         return NO_VALUE
     return f"{value:.2f}"
+
+
+def fmt_price(value: float) -> str:
+    """Rupees with thousands separators: ₹1,312.45."""
+    return f"\u20b9{value:,.2f}"
+
+
+def fmt_age(seconds: float) -> str:
+    """How long ago, briefly: 0.4 s, 12 s, 3 min."""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min"

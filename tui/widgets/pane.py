@@ -2,24 +2,29 @@
 
 The client records every tick as it arrives (that is where delay is measured); the pane only
 samples it a few times a second, so 200 ticks a second cost the UI no more than 2 do.
+
+A pane has two shapes, chosen by the app from the terminal's size: a card (side by side with the
+others, every counter listed) or a row (one line each, stacked; the focused pane's counters are
+then shown by `PaneDetail`). Both show the same figures.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from typing import ClassVar, cast
+from typing import ClassVar
 
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import Digits, Sparkline, Static
+from textual.widgets import Static
 
-from tui.format import NO_VALUE, fmt_bytes, fmt_count, fmt_ms, fmt_ratio
+from tui.format import NO_VALUE, fmt_age, fmt_bytes, fmt_count, fmt_ms, fmt_price, fmt_ratio
 from tui.modes import ConnectionState, ModeClient
 from tui.runner import ClientThread
 
-__all__ = ["ClientFactory", "Pane"]
+__all__ = ["ClientFactory", "Pane", "counter_rows", "counters_table"]
 
 ClientFactory = Callable[[str, str], ModeClient]
 """(mode, symbol) -> a new client; the app decides server URL, clock and options."""
@@ -32,48 +37,68 @@ STATE_BADGES: dict[ConnectionState, tuple[str, str]] = {
     ConnectionState.FAILED: ("✕ failed (a bug: see the log)", "red"),
     ConnectionState.STOPPED: ("■ stopped", "grey50"),
 }
+STALE_AFTER = 5.0
+"""Seconds without news after which a pane's own price is shown dimmed."""
+Clock = Callable[[], float]
 
 
 class Pane(Vertical, can_focus=True):
-    """A mode's live view: state, how it works, price, sparkline, counters."""
+    """A mode's live view: number, mode and state, its own last price and its age, counters."""
 
     DEFAULT_CSS: ClassVar[str] = """
-    Pane { border: round $panel-lighten-2; padding: 0 1; height: 1fr; width: 1fr; min-width: 28; }
+    Pane { border: round $panel-lighten-2; padding: 0 1; height: auto; width: 1fr; }
     Pane:focus { border: round $accent; }
+    Pane > Static { height: auto; }
     Pane > #title { text-style: bold; }
-    Pane > #explain { color: $text-muted; }
-    Pane > Digits { width: auto; margin: 1 0 0 0; }
-    Pane.up > Digits { color: $success; }
-    Pane.down > Digits { color: $error; }
-    Pane > Sparkline { height: 3; margin: 0 0 1 0; }
+    Pane > #explain { color: $text-muted; height: 1; text-wrap: nowrap; text-overflow: ellipsis; }
+    Pane > #seen { margin: 1 0; }
+    Pane.row { border: none; padding: 0 1; height: 1; }
+    Pane.row:focus { background: $boost; }
+    Pane.row > #explain, Pane.row > #seen, Pane.row > #counters { display: none; }
+    Pane.row > #title { text-style: none; text-wrap: nowrap; text-overflow: ellipsis; }
     """
 
-    def __init__(self, mode: str, symbol: str, make_client: ClientFactory, *, id: str | None = None) -> None:
+    def __init__(
+        self,
+        mode: str,
+        symbol: str,
+        make_client: ClientFactory,
+        *,
+        wall_clock: Clock = time.time,
+        id: str | None = None,
+    ) -> None:
         super().__init__(id=id)
         self.make_client = make_client
         self.symbol = symbol
         self.client: ModeClient = make_client(mode, symbol)
+        self.wall_clock = wall_clock
+        """Local time, for how old the pane's price is (a fixed clock in snapshot tests)."""
+        self.number = 1
+        """The pane's place on screen, 1-based (the app numbers them)."""
         self.paused = False
-        self._seen_updates = 0
         self.ready = False
+        """Mounted, children composed: painting may start."""
         self.runner: ClientThread | None = None
+        self._seen_updates = 0
+        self._seen_at: float | None = None
+        """Local time the pane last saw a new update: its price's age."""
         # Held, not queried: a repaint timer may fire while the app tears the DOM down.
-        self.parts: dict[str, Static | Digits | Sparkline] = {
+        self.parts: dict[str, Static] = {
             "#title": Static(id="title"),
             "#explain": Static(id="explain"),
-            "#price": Digits(NO_VALUE, id="price"),
-            "#spark": Sparkline([], id="spark"),
+            "#seen": Static(id="seen"),
             "#counters": Static(id="counters"),
         }
-        self.price = cast(Digits, self.parts["#price"])
-        self.spark = cast(Sparkline, self.parts["#spark"])
         self._shown: dict[str, object] = {}
         """What each child shows now, to skip updates that change nothing."""
-        """Mounted, children composed: painting may start."""
 
     @property
     def mode(self) -> str:
         return self.client.mode
+
+    @property
+    def compact(self) -> bool:
+        return self.has_class("row")
 
     def compose(self) -> ComposeResult:
         yield from self.parts.values()
@@ -110,9 +135,8 @@ class Pane(Vertical, can_focus=True):
         self.stop_client()
         self.symbol = symbol or self.symbol
         self.client = self.make_client(mode or self.mode, self.symbol)
-        self.spark.data = []
         self._seen_updates = 0
-        self.remove_class("up", "down")
+        self._seen_at = None
         self.start_client()
         self.repaint()
 
@@ -139,75 +163,103 @@ class Pane(Vertical, can_focus=True):
         if not self.ready:
             return
         client = self.client
-        stats = client.stats
-        self._show("#title", self._title())
+        if client.stats.updates != self._seen_updates:
+            self._seen_updates = client.stats.updates
+            self._seen_at = self.wall_clock()
+        self._show("#title", self._row_line() if self.compact else self._title())
         self._show("#explain", client.explain())
-        tick = client.last_tick
-        if tick is not None and stats.updates != self._seen_updates:
-            self._seen_updates = stats.updates
-            self.price.update(f"{tick.price:.2f}")
-            prices = list(client.recent_prices)
-            if len(prices) > 1:  # one point would draw as a solid block
-                self.spark.data = prices
-            previous = client.previous_price
-            self.set_class(previous is not None and tick.price > previous, "up")
-            self.set_class(previous is not None and tick.price < previous, "down")
-        rows = self._counter_rows()
+        self._show("#seen", self._seen_line())
+        rows = counter_rows(client)
         if rows != self._shown.get("#counters"):
             self._shown["#counters"] = rows
-            cast(Static, self.parts["#counters"]).update(counters_table(rows))
+            self.parts["#counters"].update(counters_table(rows))
 
     def _show(self, selector: str, content: Text | str) -> None:
         """Update a child only when what it shows changed: repaints are the UI's main cost."""
         key = content.markup if isinstance(content, Text) else content
         if self._shown.get(selector) != key:
             self._shown[selector] = key
-            cast(Static, self.parts[selector]).update(content)
+            self.parts[selector].update(content)
+
+    def _badge(self) -> Text:
+        client = self.client
+        if self.paused:
+            return Text("‖ paused", "grey50")
+        badge, style = STATE_BADGES[client.state]
+        retry = client.retry_in()
+        if retry is not None and client.state is not ConnectionState.LIVE:
+            badge += f" · retry in {retry:.1f} s"
+        text = Text(badge, style)
+        if client.error and client.state is not ConnectionState.LIVE:
+            text.append(f" ({client.error})", "grey50")
+        return text
 
     def _title(self) -> Text:
         client = self.client
-        title = Text.assemble((client.mode, "bold"), " · ", client.title)
-        if self.paused:
-            badge, style = "‖ paused", "grey50"
-        else:
-            badge, style = STATE_BADGES[client.state]
-            retry = client.retry_in()
-            if retry is not None and client.state is not ConnectionState.LIVE:
-                badge += f" · retry in {retry:.1f} s"
+        title = Text.assemble((f"{self.number} ", "bold"), (client.mode, "bold"), " · ", client.title)
         title.append("\n")
-        title.append(badge, style)
-        if client.error and client.state is not ConnectionState.LIVE:
-            title.append(f" ({client.error})", "grey50")
+        title.append_text(self._badge())
         return title
 
-    def _counter_rows(self) -> list[tuple[str, str]]:
-        stats = self.client.stats
-        rows = [
-            ("delay", fmt_ms(stats.last_delay_ms)),
-            ("delay p50", fmt_ms(stats.delay_percentile(0.5))),
-            ("delay p95", fmt_ms(stats.delay_percentile(0.95))),
-            ("updates", fmt_count(stats.updates)),
-            ("missed", fmt_count(stats.missed)),
-            ("duplicates", fmt_count(stats.duplicates)),
-            ("requests", fmt_count(stats.requests)),
-            ("empty", fmt_count(stats.empty_responses)),
-            ("req/update", fmt_ratio(stats.requests_per_update)),
-            ("bytes", fmt_bytes(stats.bytes_received)),
-            ("connections", fmt_count(stats.open_connections)),
-            ("reconnects", fmt_count(stats.reconnects)),
-            ("gaps", fmt_count(stats.gaps)),
-        ]
-        if stats.replayed:
-            rows.append(("replayed", fmt_count(stats.replayed)))
-        if stats.rejected:
-            rows.append(("rejected", fmt_count(stats.rejected)))
-        return rows
+    def _seen_line(self) -> Text:
+        """The pane's own last price and how long ago it came: poll's lag is part of the lesson."""
+        tick = self.client.last_tick
+        if tick is None:
+            return Text(f"{NO_VALUE} no price yet", "grey50")
+        age = None if self._seen_at is None else max(0.0, self.wall_clock() - self._seen_at)
+        live = self.client.state is ConnectionState.LIVE and not self.paused
+        stale = not live or (age is not None and age > STALE_AFTER)
+        line = Text(fmt_price(tick.price), "grey50" if stale else "bold")
+        line.append(f"  seq {tick.seq}", "grey50")
+        if age is not None:
+            line.append(f"  {fmt_age(age)} ago", "grey50")
+        return line
+
+    def _row_line(self) -> Text:
+        """The whole pane on one line: number, mode, state, own price and its age, how it works."""
+        line = Text.assemble((f"{self.number} ", "bold"), (f"{self.client.mode:<8}", "bold"), " ")
+        line.append_text(self._badge())
+        line.append("  ")
+        line.append_text(self._seen_line())
+        line.append(f"  {self.client.explain()}", "grey50")
+        return line
 
 
-def counters_table(rows: list[tuple[str, str]]) -> Table:
+def counter_rows(client: ModeClient) -> list[tuple[str, str]]:
+    """Every counter of a client, labelled, in a fixed order (so rows line up across panes)."""
+    stats = client.stats
+    rows = [
+        ("delay", fmt_ms(stats.last_delay_ms)),
+        ("delay p50", fmt_ms(stats.delay_percentile(0.5))),
+        ("delay p95", fmt_ms(stats.delay_percentile(0.95))),
+        ("updates", fmt_count(stats.updates)),
+        ("missed", fmt_count(stats.missed)),
+        ("replayed", fmt_count(stats.replayed)),
+        ("duplicates", fmt_count(stats.duplicates)),
+        ("requests", fmt_count(stats.requests)),
+        ("empty", fmt_count(stats.empty_responses)),
+        ("req/update", fmt_ratio(stats.requests_per_update)),
+        ("bytes", fmt_bytes(stats.bytes_received)),
+        ("connections", fmt_count(stats.open_connections)),
+        ("reconnects", fmt_count(stats.reconnects)),
+        ("gaps", fmt_count(stats.gaps)),
+    ]
+    if client.mode == "webhook":
+        rows.append(("rejected", fmt_count(stats.rejected)))
+    return rows
+
+
+def counters_table(rows: list[tuple[str, str]], columns: int = 1) -> Table:
+    """Label / value pairs, `columns` pairs side by side."""
     table = Table.grid(padding=(0, 1))
-    table.add_column(style="grey62")
-    table.add_column(justify="right")
-    for label, value in rows:
-        table.add_row(label, value)
+    for _ in range(columns):
+        table.add_column(style="grey62")
+        table.add_column(justify="right", min_width=8)
+    per_column = -(-len(rows) // columns)
+    for index in range(per_column):
+        cells: list[str] = []
+        for column in range(columns):
+            position = column * per_column + index
+            cells.extend(rows[position] if position < len(rows) else ("", ""))
+        table.add_row(*cells)
     return table

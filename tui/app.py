@@ -12,12 +12,12 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Container
 from textual.screen import Screen
-from textual.widgets import Footer
 
 from tui.defaults import DEFAULT_MODES, DEFAULT_POLL_INTERVAL, DEFAULT_SYMBOL, MAX_PANES
 from tui.messages import ServerStatsFetched
 from tui.modes import MODES, Backoff, ModeClient, ServerClock, make_client
 from tui.widgets import Comparison, HelpScreen, Pane, PaneDetail, ServerBar
+from tui.widgets.key_bar import KeyBar, KeyHint, key_hints
 
 __all__ = ["POLL_INTERVALS", "PushPullApp", "next_poll_interval"]
 
@@ -126,7 +126,7 @@ class PushPullApp(App[None]):
                 yield self._new_pane(mode)
         yield self.comparison
         yield self.pane_detail
-        yield Footer()
+        yield KeyBar([*key_hints(self.BINDINGS, KEY_PRIORITY), KeyHint("^p", "Palette", len(KEY_PRIORITY))])
 
     def on_mount(self) -> None:
         self.set_interval(self.refresh_interval, self.repaint)
@@ -331,6 +331,8 @@ class PushPullApp(App[None]):
         yield SystemCommand("Help", "Keys and what each mode teaches", self.action_help)
 
 
+KEY_PRIORITY = {"Help": 0, "Quit": 0, "Focus": 1, "Mode": 2, "Pause": 3, "Interval": 4, "Symbol": 5, "Pane": 6}
+"""Which key hints the bar keeps longest when the terminal is narrow (others after these)."""
 MIN_CARD_WIDTH = 28
 """Columns a pane card needs for its counters."""
 MIN_CARD_HEIGHT = 21

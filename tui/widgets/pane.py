@@ -217,7 +217,10 @@ class Pane(Vertical, can_focus=True):
 
     def _row_line(self) -> Text:
         """The whole pane on one line: number, mode, state, own price and its age, how it works."""
-        line = Text.assemble((f"{self.number} ", "bold"), (f"{self.client.mode:<8}", "bold"), " ")
+        marker = "▸" if self.has_focus else " "
+        line = Text.assemble(
+            (marker, "bold #ffa62b"), (f"{self.number} ", "bold"), (f"{self.client.mode:<8}", "bold"), " "
+        )
         line.append_text(self._badge())
         line.append("  ")
         line.append_text(self._seen_line())

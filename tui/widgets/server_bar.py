@@ -30,21 +30,39 @@ class ServerBar(Static):
     def on_mount(self) -> None:
         self.show()
 
+    def on_resize(self) -> None:
+        self.show(self.stats, self.error)
+
     def show(self, stats: dict[str, Any] | None = None, error: str | None = None) -> None:
         self.stats, self.error = stats, error
-        line = Text.assemble(("pushpull", "bold"), " · ", (self.symbol, "bold"), " · ", self.server_url)
+        parts: list[tuple[int, Text]] = [(0, Text("pushpull", "bold"))]
+        where = Text(self.server_url.removeprefix("http://"))
         if self.embedded:
-            line.append(" (embedded)", "grey62")
+            where.append(" (bundled)", "grey62")
+        parts.append((1, where))
         if error is not None:
-            line.append(f" · server: {error}", "red")
+            parts.append((0, Text(f"server: {error}", "red")))
         elif stats is not None:
             transports: dict[str, dict[str, int]] = stats.get("transports", {})
-            rate = stats.get("tick_rate", 0)
-            line.append(f" · broker {stats.get('broker', '?')} · {rate:g} ticks/s")
-            open_by_mode = " ".join(
-                f"{name} {counters.get('open_connections', 0)}" for name, counters in transports.items()
-            )
+            parts.append((2, Text(f"{stats.get('tick_rate', 0):g} ticks/s")))
+            held = sum(counters.get("open_connections", 0) for counters in transports.values())
+            parts.append((3, Text(f"{held} held connections")))
+            parts.append((4, Text(f"RSS {fmt_bytes(stats.get('rss_bytes', 0))}")))
             requests = sum(counters.get("requests", 0) for counters in transports.values())
-            line.append(f" · open: {open_by_mode} · requests {fmt_count(requests)}")
-            line.append(f" · RSS {fmt_bytes(stats.get('rss_bytes', 0))}")
-        self.update(line)
+            parts.append((5, Text(f"{fmt_count(requests)} requests")))
+            parts.append((6, Text(f"broker {stats.get('broker', '?')}")))
+            if stats.get("instance"):
+                parts.append((7, Text(f"instance {stats['instance']}", "grey62")))
+        self.update(fit_parts(parts, self.content_size.width or 80))
+
+
+def fit_parts(parts: list[tuple[int, Text]], width: int, separator: str = " · ") -> Text:
+    """Join as many parts as fit in `width`, keeping those of lowest priority number first."""
+    kept: set[int] = set()
+    used = 0
+    for index, (_, part) in sorted(enumerate(parts), key=lambda pair: pair[1][0]):
+        cost = part.cell_len + (len(separator) if kept else 0)
+        if used + cost <= width:
+            kept.add(index)
+            used += cost
+    return Text(separator).join(part for index, (_, part) in enumerate(parts) if index in kept)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -16,9 +17,12 @@ from tui.modes import ConnectionState, make_client
 from tui.runner import ClientThread
 
 
-async def until(condition: object, timeout: float = 20.0) -> None:
+async def until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+    """Wait for a condition on another thread's plain counters, checked every 10 ms."""
     async with asyncio.timeout(timeout):
-        while not condition():  # type: ignore[operator]
+        while True:
+            if condition():
+                return
             await asyncio.sleep(0.01)
 
 

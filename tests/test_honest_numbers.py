@@ -1,0 +1,91 @@
+"""The figures tell the truth in every state: a pause is not a delay nor a miss, an interval change
+starts poll's figures afresh, a shutting-down server is not asked again at once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from tests.conftest import RunningServer, publish
+from tui.app import PushPullApp
+from tui.modes import ConnectionState, ModeClient, make_client
+from tui.runner import ClientThread
+
+
+async def until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+    """Wait for a condition on another thread's plain counters, checked every 10 ms."""
+    async with asyncio.timeout(timeout):
+        while True:
+            if condition():
+                return
+            await asyncio.sleep(0.01)
+
+
+async def paused_while_published(client: ModeClient, server: RunningServer, symbol: str, count: int) -> None:
+    """Run the client, pause it, publish `count` ticks, resume it as a pane does, and stop it once
+    it has seen the last one."""
+    runner = ClientThread(client)
+    runner.start()
+    await until(lambda: client.state is ConnectionState.LIVE and client.stats.updates >= 1)
+    runner.stop()
+    assert await asyncio.to_thread(runner.join, 10.0)
+    async with httpx.AsyncClient() as http:
+        stored = await publish(http, server, symbol, [2000.0 + 0.05 * i for i in range(count)])
+    client.resume_after_pause()
+    resumed = ClientThread(client, after=runner)
+    resumed.start()
+    await until(lambda: client.last_tick is not None and client.last_tick.seq == stored[-1]["seq"])
+    resumed.stop()
+    assert await asyncio.to_thread(resumed.join, 10.0)
+
+
+@pytest.mark.parametrize("mode", ["longpoll", "sse", "ws"])
+async def test_ticks_replayed_after_a_pause_are_counted_as_replayed_not_as_delay(
+    server: RunningServer, mode: str
+) -> None:
+    client = make_client(mode, server.url, "ICICIBANK")
+    await paused_while_published(client, server, "ICICIBANK", 20)
+    stats = client.stats
+    assert stats.replayed == 20
+    assert stats.missed == 0
+    assert len(stats.delays_ms) == 0  # the first tick is the latest (no delay); the rest replayed
+
+
+async def test_poll_does_not_count_what_was_published_while_paused_as_missed(server: RunningServer) -> None:
+    client = make_client("poll", server.url, "ICICIBANK", poll_interval=0.05)
+    await paused_while_published(client, server, "ICICIBANK", 20)
+    assert client.stats.missed == 0
+    assert client.stats.replayed == 0
+
+
+async def test_changing_the_poll_interval_starts_poll_figures_afresh(server: RunningServer) -> None:
+    app = PushPullApp(server.url, modes=["poll", "sse"], poll_interval=0.05, stats_interval=None)
+    async with asyncio.timeout(30), app.run_test(size=(160, 45), notifications=True) as pilot:
+        poll, sse = app.panes
+        await until(lambda: poll.client.stats.requests >= 5 and sse.client.state is ConnectionState.LIVE)
+        sse_requests = sse.client.stats.requests
+        await pilot.press("plus")
+        assert app.poll_interval == 0.1
+        assert poll.client.poll_interval == 0.1
+        assert poll.client.stats.requests < 5  # started afresh (a poll may have landed since)
+        assert sse.client.stats.requests == sse_requests  # other modes keep theirs
+        assert any("start afresh" in str(n.message) for n in app._notifications)
+
+
+async def test_a_long_poll_held_at_shutdown_is_answered_503_with_retry_after(server: RunningServer) -> None:
+    async with httpx.AsyncClient(timeout=20) as http:
+        latest = (await http.get(server.url + "/api/price/SBIN")).json()
+        held = asyncio.create_task(
+            http.get(server.url + "/api/longpoll/SBIN", params={"after": latest["seq"], "timeout": 30})
+        )
+        await until(
+            lambda: httpx.get(server.url + "/api/stats").json()["transports"]["longpoll"]["open_connections"] == 1
+        )
+        server.process.terminate()
+        response = await held
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "2"
+    assert response.json() == {"detail": "the server is shutting down"}

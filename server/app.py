@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from server import __version__
 from server.broker import make_broker
+from server.docs_ui import add_docs
 from server.feed import PriceFeed
 from server.hub import Hub
 from server.runtime import Runtime
@@ -62,6 +63,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="Live NSE-style ticks by poll, long poll, SSE and WebSocket: push vs pull, measured.",
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's pages load from a CDN; add_docs serves them from a local package
+        redoc_url=None,
     )
     app.state.runtime = runtime
     if settings.cors:
@@ -74,4 +77,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     for module in (meta, poll, longpoll, sse, ws, publish, webhooks):
         app.include_router(module.router)
+    add_docs(app)
     return app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import hmac
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Header, Request
 from pydantic import TypeAdapter
@@ -22,6 +22,28 @@ PATH = "/api/publish"
 
 PublishBody: TypeAdapter[PublishItem | BatchPublish] = TypeAdapter(PublishItem | BatchPublish)
 Body = TypeVar("Body")
+
+
+def _self_contained(schema: dict[str, Any]) -> dict[str, Any]:
+    """A pydantic JSON schema with each `#/$defs/...` reference replaced by its definition.
+
+    Inside an OpenAPI document a `$ref` resolves against the whole document, where neither the
+    `$defs` pydantic writes beside a model nor a component FastAPI never saw exist (Swagger UI
+    shows "Resolver error", ReDoc renders nothing). Not for recursive models."""
+    defs: dict[str, Any] = schema.get("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        resolved = {key: resolve(value) for key, value in node.items() if key not in ("$defs", "$ref")}
+        if "$ref" in node:
+            return {**resolve(defs[node["$ref"].removeprefix("#/$defs/")]), **resolved}
+        return resolved
+
+    result: dict[str, Any] = resolve(schema)
+    return result
 
 
 async def read_validated_body(request: Request, schema: TypeAdapter[Body]) -> Body:
@@ -64,8 +86,8 @@ async def serve(runtime: Runtime, scope: Scope, receive: Receive, send: Send) ->
                 "application/json": {
                     "schema": {
                         "oneOf": [
-                            PublishItem.model_json_schema(ref_template="#/components/schemas/{model}"),
-                            BatchPublish.model_json_schema(ref_template="#/components/schemas/{model}"),
+                            _self_contained(PublishItem.model_json_schema()),
+                            _self_contained(BatchPublish.model_json_schema()),
                         ]
                     }
                 }

@@ -42,6 +42,15 @@ MEMORY_SAMPLE = 200
 """Open connections below which the server's RSS growth says more about the allocator than them."""
 
 
+SAMPLES_BEYOND = 5
+"""A percentile is shown only with at least this many samples beyond it (p99: 500 samples)."""
+
+
+def samples_needed(fraction: float) -> int:
+    """Delays needed before the `fraction` percentile is a figure, not an anecdote."""
+    return math.ceil(SAMPLES_BEYOND / (1 - fraction) - 1e-9)
+
+
 def summarize(clients: Sequence[ModeClient]) -> dict[str, Any]:
     """One mode's figures, summed over its clients; delays pooled for exact percentiles."""
     stats = [c.stats for c in clients]
@@ -50,12 +59,15 @@ def summarize(clients: Sequence[ModeClient]) -> dict[str, Any]:
     missed = sum(s.missed for s in stats)
     requests = sum(s.requests for s in stats)
     received = sum(s.bytes_received for s in stats)
+    wire = sum(s.wire_bytes for s in stats)
 
     def ratio(value: int) -> float | None:
         return round(value / updates, 3) if updates else None
 
     def pct(fraction: float) -> float | None:
-        return None if not delays else round(percentile(delays, fraction), 3)
+        if len(delays) < samples_needed(fraction):
+            return None  # nearest rank on too few samples is just one of the largest: no figure
+        return round(percentile(delays, fraction), 3)
 
     return {
         "clients": len(clients),
@@ -65,11 +77,14 @@ def summarize(clients: Sequence[ModeClient]) -> dict[str, Any]:
         "requests": requests,
         "empty_responses": sum(s.empty_responses for s in stats),
         "bytes": received,
+        "wire_bytes": wire,
         "rejected": sum(s.rejected for s in stats),
         "reconnects": sum(s.reconnects for s in stats),
         "delay_ms": {"p50": pct(0.5), "p95": pct(0.95), "p99": pct(0.99), "max": delays[-1] if delays else None},
+        "delay_samples": len(delays),
         "requests_per_update": ratio(requests),
         "bytes_per_update": ratio(received),
+        "wire_bytes_per_update": ratio(wire),
         "missed_fraction": round(missed / (updates + missed), 4) if updates + missed else None,
     }
 
@@ -87,9 +102,9 @@ def table(results: dict[str, dict[str, Any]], title: str) -> Table:
         "max ms",
         "requests",
         "empty",
-        "bytes",
+        "wire bytes",
         "req/upd",
-        "bytes/upd",
+        "wire/upd",
     ):
         grid.add_column(column, justify="left" if column == "mode" else "right")
     for mode, r in results.items():
@@ -102,9 +117,9 @@ def table(results: dict[str, dict[str, Any]], title: str) -> Table:
             *(fmt(d[k]) for k in ("p50", "p95", "p99", "max")),
             f"{r['requests']:,}",
             f"{r['empty_responses']:,}",
-            f"{r['bytes']:,}",
+            f"{r['wire_bytes']:,}",
             fmt(r["requests_per_update"], 2),
-            fmt(r["bytes_per_update"], 1),
+            fmt(r["wire_bytes_per_update"], 1),
         )
     return grid
 
@@ -272,15 +287,26 @@ def main(argv: Sequence[str] | None = None) -> None:
     rss = results["server"]["rss_bytes_per_connection"]
     out = Console(width=None if sys.stdout.isatty() else 140)
     out.print(table(results["modes"], f"pushpull-bench · {args.duration:g} s · {url}"))
+    short = [
+        f"{mode} p{round(fraction * 100)}"
+        for mode, figures in results["modes"].items()
+        for fraction in (0.5, 0.95, 0.99)
+        if figures["delay_samples"] and figures["delay_ms"][f"p{round(fraction * 100)}"] is None
+    ]
+    if short:
+        out.print(
+            f"not shown, too few delays for them: {', '.join(short)} (p95 needs {samples_needed(0.95)}, "
+            f"p99 {samples_needed(0.99)}; run longer, with more --clients or a higher --tick-rate)"
+        )
     opened = results["server"]["open_connections"]
-    caveat = ""
     if opened < MEMORY_SAMPLE:  # suggest enough clients for MEMORY_SAMPLE held connections, in tens
         enough = math.ceil(MEMORY_SAMPLE * args.clients / max(opened, 1) / 10) * 10
-        caveat = f"; too few to say, try --clients {enough}"
-    out.print(
-        f"server memory per open connection: {fmt(rss / 1000 if rss else None)} KB "
-        f"({opened} connections{caveat}); ticks published: {results['server']['ticks_published']}"
-    )
+        memory = (
+            f"server memory per open connection: not shown, {opened} connections are too few (try --clients {enough})"
+        )
+    else:
+        memory = f"server memory per open connection: {fmt(rss / 1000 if rss else None)} KB ({opened} connections)"
+    out.print(f"{memory}; ticks published: {results['server']['ticks_published']}")
     theory = results["modes"].get("poll", {}).get("theory")
     if theory is not None:
         out.print(

@@ -34,6 +34,7 @@ from server.schema import Tick
 from tui.defaults import DEFAULT_POLL_INTERVAL
 from tui.modes.clock import ServerClock
 from tui.modes.stats import ModeStats
+from tui.modes.wire import request_bytes, response_head_bytes
 
 __all__ = ["Backoff", "ConnectionState", "ModeClient", "ModeError", "TickListener"]
 
@@ -175,7 +176,7 @@ class ModeClient(ABC):
             while not self._stopped.is_set():
                 self.retry_at = None
                 try:
-                    await self.clock.sync(self.http, self.server_url)
+                    await self.clock.sync(self.http, self.server_url, on_exchange=self.count_exchange)
                     await self._receive_until_stopped()
                     self.error = "the server closed the connection"
                 except asyncio.CancelledError:
@@ -253,6 +254,19 @@ class ModeClient(ABC):
             self.skipped_from = None
 
     # -- what subclasses call ------------------------------------------------------------------
+
+    async def exchange(self, request: httpx.Request) -> httpx.Response:
+        """Send a request and read its answer, counting both on the wire as they happen (a held
+        long poll's request is on the wire long before its answer)."""
+        self.stats.wire_bytes_sent += request_bytes(request)
+        response = await self.http.send(request)
+        self.stats.wire_bytes_received += response_head_bytes(response) + len(response.content)
+        return response
+
+    def count_exchange(self, response: httpx.Response) -> None:
+        """Add a whole (read) HTTP exchange to the wire bytes: request, response head and body."""
+        self.stats.wire_bytes_sent += request_bytes(response.request)
+        self.stats.wire_bytes_received += response_head_bytes(response) + len(response.content)
 
     def went_live(self) -> None:
         self.state = ConnectionState.LIVE

@@ -74,7 +74,8 @@ class LongPollClient(ModeClient):
             stats.open_connections = 1
             asked = loop.time()
             try:
-                response = await self.http.get(url, params=self.query(), timeout=self._timeout)
+                request = self.http.build_request("GET", url, params=self.query(), timeout=self._timeout)
+                response = await self.exchange(request)
             finally:
                 stats.open_connections = 0
             stats.requests += 1

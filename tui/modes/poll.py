@@ -58,7 +58,7 @@ class PollClient(ModeClient):
 
     async def poll_once(self, url: str) -> None:
         headers = {"If-None-Match": self.etag} if self.etag else None
-        response = await self.http.get(url, headers=headers, timeout=REQUEST_TIMEOUT)
+        response = await self.exchange(self.http.build_request("GET", url, headers=headers, timeout=REQUEST_TIMEOUT))
         self.stats.requests += 1
         status = response.status_code
         if status == 404:

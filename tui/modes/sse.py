@@ -9,6 +9,7 @@ from httpx_sse import aconnect_sse
 
 from server.schema import Tick
 from tui.modes.base import ModeClient, ModeError
+from tui.modes.wire import CountingStream, request_bytes, response_head_bytes
 
 __all__ = ["SseClient"]
 
@@ -34,6 +35,9 @@ class SseClient(ModeClient):
     def explain(self) -> str:
         return "one open stream; the server pushes"
 
+    def _received_on_wire(self, size: int) -> None:
+        self.stats.wire_bytes_received += size
+
     async def receive(self) -> None:
         url = f"{self.server_url}/api/stream/{self.symbol}"
         headers: dict[str, str] = {}
@@ -43,6 +47,10 @@ class SseClient(ModeClient):
         async with aconnect_sse(self.http, "GET", url, headers=headers, timeout=timeout) as source:
             response = source.response
             self.stats.requests += 1
+            self.stats.wire_bytes_sent += request_bytes(response.request)
+            self.stats.wire_bytes_received += response_head_bytes(response)
+            if isinstance(response.stream, httpx.AsyncByteStream):
+                response.stream = CountingStream(response.stream, self._received_on_wire, chunked=True)
             if response.status_code == 404:
                 raise ModeError(f"unknown symbol {self.symbol}")
             response.raise_for_status()

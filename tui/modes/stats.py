@@ -36,6 +36,11 @@ class ModeStats:
     """Answers with no new tick: 304 (poll), 204 (long poll)."""
     bytes_received: int = 0
     """Payload bytes received (bodies, events, frames), without HTTP/TCP framing."""
+    wire_bytes_sent: int = 0
+    """Bytes this client put on the connection: request lines, headers, bodies, frames."""
+    wire_bytes_received: int = 0
+    """Bytes the server put on the connection: status lines, headers, bodies, framing
+    (see `tui.modes.wire` for what is counted)."""
     reconnects: int = 0
     open_connections: int = 0
     gaps: int = 0
@@ -68,6 +73,15 @@ class ModeStats:
     @property
     def bytes_per_update(self) -> float:
         return self.bytes_received / self.updates if self.updates else math.nan
+
+    @property
+    def wire_bytes(self) -> int:
+        """Both ways."""
+        return self.wire_bytes_sent + self.wire_bytes_received
+
+    @property
+    def wire_bytes_per_update(self) -> float:
+        return self.wire_bytes / self.updates if self.updates else math.nan
 
     def reset(self) -> None:
         """Zero every counter; open connections stay as they are (they are a level, not a count)."""

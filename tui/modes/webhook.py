@@ -63,6 +63,7 @@ class WebhookClient(ModeClient):
             response = await self.http.post(
                 f"{self.server_url}/api/webhooks", json={"url": self.receiver_url, "symbols": [self.symbol]}
             )
+            self.count_exchange(response)
             if response.status_code == 404:
                 raise ModeError(f"unknown symbol {self.symbol!r}")
             response.raise_for_status()
@@ -122,7 +123,10 @@ class WebhookClient(ModeClient):
                     return
                 body = await reader.readexactly(length)
                 status = self._take(headers, body)
-                writer.write(b"HTTP/1.1 %d OK\r\ncontent-length: 0\r\n\r\n" % status)
+                answer = b"HTTP/1.1 %d OK\r\ncontent-length: 0\r\n\r\n" % status
+                self.stats.wire_bytes_received += len(head) + length  # the server's delivery
+                self.stats.wire_bytes_sent += len(answer)  # our answer
+                writer.write(answer)
                 await writer.drain()
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError, ValueError):
             pass

@@ -10,6 +10,7 @@ from websockets.exceptions import ConnectionClosedOK, WebSocketException
 
 from server.schema import Tick
 from tui.modes.base import ModeClient, ModeError
+from tui.modes.wire import head_bytes, ws_frame_bytes
 
 __all__ = ["WsClient"]
 
@@ -51,15 +52,24 @@ class WsClient(ModeClient):
     async def receive(self) -> None:
         # No compression: ticks are small and per-socket deflate state costs more than it saves.
         async with connect(ws_url(self.server_url), compression=None, max_size=MAX_FRAME, close_timeout=2.0) as ws:
-            self.stats.requests += 1
-            self.stats.open_connections = 1
+            stats = self.stats
+            stats.requests += 1
+            stats.open_connections = 1
+            request, response = ws.request, ws.response
+            if request is not None and response is not None:  # the upgrade, both ways
+                stats.wire_bytes_sent += head_bytes(f"GET {request.path} HTTP/1.1", request.headers.raw_items())
+                status_line = f"HTTP/1.1 {response.status_code} {response.reason_phrase}"
+                stats.wire_bytes_received += head_bytes(status_line, response.headers.raw_items())
             try:
-                await ws.send(json.dumps(self.subscribe_op()))
+                subscribe = json.dumps(self.subscribe_op()).encode()
+                await ws.send(subscribe, text=True)
+                stats.wire_bytes_sent += ws_frame_bytes(len(subscribe), from_client=True)
                 while True:
                     try:
                         message = await ws.recv(decode=False)  # bytes: json.loads needs no str copy
                     except ConnectionClosedOK:
                         return
+                    stats.wire_bytes_received += ws_frame_bytes(len(message), from_client=False)
                     self.take(message)
             finally:
                 self.stats.open_connections = 0

@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 import httpx
 from pydantic import ValidationError
@@ -36,7 +36,7 @@ from tui.modes.clock import ServerClock
 from tui.modes.stats import ModeStats
 from tui.modes.wire import request_bytes, response_head_bytes
 
-__all__ = ["Backoff", "ConnectionState", "ModeClient", "ModeError", "TickListener"]
+__all__ = ["Backoff", "ConnectionState", "Event", "ModeClient", "ModeError", "TickListener"]
 
 TickListener = Callable[[Tick], None]
 
@@ -44,6 +44,22 @@ log = logging.getLogger("pushpull.modes")
 
 RECENT_PRICES = 60
 """Prices kept for a sparkline."""
+RECENT_EVENTS = 2000
+"""Receipts and empty answers kept for a timeline (minutes of them at the usual rates)."""
+
+
+class Event(NamedTuple):
+    """Something a client saw, for a timeline: a tick received, or an answer with nothing new."""
+
+    at: float
+    """Local time (the client's `clock.local()`)."""
+    seq: int
+    """The tick's seq; 0 for an empty answer."""
+    epoch: str | None
+
+    @property
+    def empty(self) -> bool:
+        return self.seq == 0
 
 
 class ConnectionState(StrEnum):
@@ -124,6 +140,8 @@ class ModeClient(ABC):
         self.error: str | None = None
         """Why the last attempt failed, for the pane's status line."""
         self.last_tick: Tick | None = None
+        self.events: deque[Event] = deque(maxlen=RECENT_EVENTS)
+        """What arrived when, newest last: ticks and empty answers (for a pane's timeline)."""
         self.recent_prices: deque[float] = deque(maxlen=RECENT_PRICES)
         """The prices of the last ticks received, every one (a pane's sparkline)."""
         self.previous_price: float | None = None
@@ -268,6 +286,11 @@ class ModeClient(ABC):
         self.stats.wire_bytes_sent += request_bytes(response.request)
         self.stats.wire_bytes_received += response_head_bytes(response) + len(response.content)
 
+    def answered_empty(self) -> None:
+        """An answer with nothing new (304, 204): counted, and kept for the timeline."""
+        self.stats.empty_responses += 1
+        self.events.append(Event(self.clock.local(), 0, None))
+
     def went_live(self) -> None:
         self.state = ConnectionState.LIVE
         self.error = None
@@ -312,6 +335,7 @@ class ModeClient(ABC):
         if self.last_tick is not None:
             self.previous_price = self.last_tick.price
         self.recent_prices.append(tick.price)
+        self.events.append(Event(self.clock.local(), tick.seq, tick.epoch))
         self.last_tick = tick
         if self.on_tick is not None:
             self.on_tick(tick)

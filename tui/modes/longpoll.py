@@ -83,7 +83,7 @@ class LongPollClient(ModeClient):
             if status == 404:
                 raise ModeError(f"unknown symbol {self.symbol}")
             if status == 204:
-                stats.empty_responses += 1
+                self.answered_empty()
                 self.went_live()
                 # A server that answers "nothing new" without holding (a proxy's timeout, a bug)
                 # must not be asked again at once, over and over: back off after the second.

@@ -64,7 +64,7 @@ class PollClient(ModeClient):
         if status == 404:
             raise ModeError(f"unknown symbol {self.symbol}")
         if status == 304:
-            self.stats.empty_responses += 1
+            self.answered_empty()
         else:
             response.raise_for_status()
             if status != 200:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from tui.widgets.comparison import Comparison
+from tui.widgets.comparison import Comparison, ComparisonRow
 from tui.widgets.help import HelpScreen
 from tui.widgets.pane import Pane
+from tui.widgets.quote import QuoteHeader
 from tui.widgets.server_bar import ServerBar
 
-__all__ = ["Comparison", "HelpScreen", "Pane", "ServerBar"]
+__all__ = ["Comparison", "ComparisonRow", "HelpScreen", "Pane", "QuoteHeader", "ServerBar"]

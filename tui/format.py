@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["NO_VALUE", "fmt_age", "fmt_bytes", "fmt_count", "fmt_ms", "fmt_price", "fmt_ratio"]
+__all__ = [
+    "NO_VALUE",
+    "fmt_age",
+    "fmt_bytes",
+    "fmt_change",
+    "fmt_count",
+    "fmt_ms",
+    "fmt_percent",
+    "fmt_price",
+    "fmt_ratio",
+]
 
 NO_VALUE = "\u2013"
 """An en dash: shown before there is anything to measure."""
@@ -39,9 +49,24 @@ def fmt_ratio(value: float | None) -> str:
     return f"{value:.2f}"
 
 
-def fmt_price(value: float) -> str:
-    """Rupees with thousands separators: ₹1,312.45."""
+def fmt_price(value: float | None) -> str:
+    """Rupees to the paisa, international grouping: `₹1,312.45`."""
+    if value is None or math.isnan(value):
+        return NO_VALUE
     return f"\u20b9{value:,.2f}"
+
+
+def fmt_change(value: float) -> str:
+    """A signed price change: `+1.20`, `-1,005.05`."""
+    return f"{value:+,.2f}"
+
+
+def fmt_percent(fraction: float | None) -> str:
+    """A fraction as a percentage: `60.0%`, `0.0%`, `100%` (no decimals where they cannot fit)."""
+    if fraction is None or math.isnan(fraction):
+        return NO_VALUE
+    percent = fraction * 100
+    return f"{percent:.0f}%" if percent >= 99.95 else f"{percent:.1f}%"
 
 
 def fmt_age(seconds: float) -> str:

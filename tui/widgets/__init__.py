@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
-from tui.widgets.comparison import Comparison
+from tui.widgets.comparison import Comparison, ComparisonRow
 from tui.widgets.help import HelpScreen
+from tui.widgets.key_bar import KeyBar, KeyHint
 from tui.widgets.pane import Pane
 from tui.widgets.pane_detail import PaneDetail
+from tui.widgets.quote import QuoteHeader
 from tui.widgets.server_bar import ServerBar
 
-__all__ = ["Comparison", "HelpScreen", "Pane", "PaneDetail", "ServerBar"]
+__all__ = [
+    "Comparison",
+    "ComparisonRow",
+    "HelpScreen",
+    "KeyBar",
+    "KeyHint",
+    "Pane",
+    "PaneDetail",
+    "QuoteHeader",
+    "ServerBar",
+]

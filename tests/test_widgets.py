@@ -27,11 +27,11 @@ class WidgetApp(App[None]):
         yield Comparison()
 
 
-def client(mode: str, p50_ms: float, requests: int, bytes_received: int, *, updates: int, missed: int) -> ModeClient:
+def client(mode: str, p50_ms: float, requests: int, wire_bytes: int, *, updates: int, missed: int) -> ModeClient:
     """A real client, never run, holding the figures a pane would have measured."""
     mode_client = make_client(mode, "http://127.0.0.1:9", "RELIANCE", poll_interval=1.0)
     stats = mode_client.stats
-    stats.updates, stats.missed, stats.requests, stats.bytes_received = updates, missed, requests, bytes_received
+    stats.updates, stats.missed, stats.requests, stats.wire_bytes_received = updates, missed, requests, wire_bytes
     for _ in range(3):
         stats.record_delay(p50_ms)
     return mode_client
@@ -83,7 +83,7 @@ async def test_the_comparison_ranks_each_metric_best_green_to_worst_red(size: tu
         comparison.show(four_panes(), tick_rate=2.0)
         await pilot.pause()
 
-        # delay, req/upd, bytes/upd, missed: the missed column's 0% bars are empty, only poll's shows
+        # delay, req/upd, wire/upd, missed: the missed column's 0% bars are empty, only poll's shows
         assert bar_colours(comparison, "1 poll") == ["red", "red", "red", "red"]
         assert bar_colours(comparison, "3 sse") == ["green", "green", "green"]
         assert bar_colours(comparison, "2 longpoll") == ["yellow", "yellow", "yellow"]
@@ -94,7 +94,7 @@ async def test_the_comparison_ranks_each_metric_best_green_to_worst_red(size: tu
         assert line_of(comparison, "3 sse").endswith("0.0%")
         lines = screen_lines(comparison)
         assert lines[0].split()[:4] == ["#", "mode", "delay", "p50"]
-        assert "bytes/upd" in lines[0]
+        assert "wire/upd" in lines[0]
         assert lines[2].lstrip().startswith("└ theory")  # right under poll
         assert "283 ms" in lines[2] and "1.16" in lines[2] and "56.8%" in lines[2]  # λ=2/s, every 1 s
         assert lines[3].startswith("▸ 2 longpoll")

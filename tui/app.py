@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from typing import ClassVar
 
 import httpx
+from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Container
 from textual.screen import Screen
+from textual.widgets import Static
 
 from tui.defaults import DEFAULT_MODES, DEFAULT_POLL_INTERVAL, DEFAULT_SYMBOL, MAX_PANES
 from tui.messages import ServerStatsFetched
 from tui.modes import MODES, Backoff, ModeClient, ServerClock, make_client
-from tui.widgets import Comparison, HelpScreen, Pane, PaneDetail, ServerBar
+from tui.reference import ReferenceFeed
+from tui.timeline import published_strip, window_for
+from tui.widgets import Comparison, ComparisonRow, HelpScreen, Pane, PaneDetail, QuoteHeader, ServerBar
 from tui.widgets.key_bar import KeyBar, KeyHint, key_hints
+from tui.widgets.pane import ROW_LABEL_WIDTH
 
 __all__ = ["POLL_INTERVALS", "PushPullApp", "next_poll_interval"]
 
@@ -92,6 +98,7 @@ class PushPullApp(App[None]):
         clock: ServerClock | None = None,
         backoff: Backoff | None = None,
         seed: int | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__()
         self.server_url = server_url.rstrip("/")
@@ -106,11 +113,20 @@ class PushPullApp(App[None]):
         self.clock = clock
         self.backoff = backoff
         self.seed = seed
+        self.wall_clock = wall_clock
+        """Local time for ages and timelines (a fixed one in snapshot tests)."""
         self.symbols: list[str] = [symbol]
+        self.simulated: bool | None = None
+        """Whether the server's feed is its simulator (from `/api/stats`)."""
+        self.server_tick_rate: float | None = None
+        """The simulator's configured rate, when the server says; else theory uses the measured one."""
         self.paused = False
         self._pane_ids = 0
         # Held, not queried: queries look at the active screen, and help may be on top.
         self.server_bar = ServerBar(self.server_url, symbol=symbol, embedded=embedded, id="server-bar")
+        self.quote_header = QuoteHeader(id="quote")
+        self.reference = ReferenceFeed(self.server_url, symbol, clock=clock, backoff=backoff, seed=seed)
+        self.published_row = Static(id="published-row")
         self.pane_box = Container(id="panes")
         self.comparison = Comparison(id="comparison")
         self.pane_detail = PaneDetail(id="pane-detail")
@@ -121,6 +137,8 @@ class PushPullApp(App[None]):
 
     def compose(self) -> ComposeResult:
         yield self.server_bar
+        yield self.quote_header
+        yield self.published_row
         with self.pane_box:
             for mode in self.initial_modes:
                 yield self._new_pane(mode)
@@ -129,6 +147,7 @@ class PushPullApp(App[None]):
         yield KeyBar([*key_hints(self.BINDINGS, KEY_PRIORITY), KeyHint("^p", "Palette", len(KEY_PRIORITY))])
 
     def on_mount(self) -> None:
+        self.reference.start()
         self.set_interval(self.refresh_interval, self.repaint)
         self.load_symbols()
         if self.stats_interval is not None:
@@ -140,7 +159,14 @@ class PushPullApp(App[None]):
 
     def _new_pane(self, mode: str) -> Pane:
         self._pane_ids += 1
-        return Pane(mode, self.symbol, self.make_client, id=f"pane-{self._pane_ids}")
+        return Pane(
+            mode,
+            self.symbol,
+            self.make_client,
+            published=self.reference.published,
+            wall_clock=self.wall_clock,
+            id=f"pane-{self._pane_ids}",
+        )
 
     def make_client(self, mode: str, symbol: str) -> ModeClient:
         return make_client(
@@ -164,12 +190,23 @@ class PushPullApp(App[None]):
 
     def repaint(self) -> None:
         panes = self.panes
+        now = self.wall_clock()
         for number, pane in enumerate(panes, start=1):
             pane.number = number
             pane.repaint()
-        self.comparison.show(pane.client for pane in panes)
+        focused = self.focused_pane
+        rows = [ComparisonRow(number, pane.client, pane is focused) for number, pane in enumerate(panes, start=1)]
+        self.comparison.show(rows, self.theory_tick_rate(now))
+        self.quote_header.show(self.reference.quote, self.simulated, now)
         if not self.card_columns:
-            self.pane_detail.show(self.focused_pane or (panes[0] if panes else None))
+            self.pane_detail.show(focused or (panes[0] if panes else None))
+            self.published_row.update(published_row(self.reference, self.published_row.size.width, now))
+
+    def theory_tick_rate(self, now: float) -> float | None:
+        """λ for theory: the simulator's own rate when the server says, else the one measured."""
+        if self.simulated and self.server_tick_rate:
+            return self.server_tick_rate
+        return self.reference.tick_rate(now)
 
     # -- layout by size ----------------------------------------------------------------------------
 
@@ -189,6 +226,7 @@ class PushPullApp(App[None]):
         for pane in panes:
             pane.set_class(columns == 0, "row")
         self.pane_detail.display = columns == 0
+        self.published_row.display = columns == 0
         self.repaint()
 
     # -- background work ---------------------------------------------------------------------------
@@ -202,11 +240,20 @@ class PushPullApp(App[None]):
                     response = await http.get(self.server_url + "/api/symbols")
                     response.raise_for_status()
                     names = [tick["symbol"] for tick in response.json()]
+                    stats = (await http.get(self.server_url + "/api/stats")).json()
                 except (httpx.HTTPError, ValueError, KeyError, TypeError):
                     await asyncio.sleep(2.0)
                     continue
                 self.symbols = names or [self.symbol]
+                self.learn_feed(stats)
                 return
+
+    def learn_feed(self, stats: object) -> None:
+        """Whether the feed is simulated, and at what rate, from an `/api/stats` answer."""
+        if isinstance(stats, dict):
+            simulated, rate = stats.get("simulated"), stats.get("tick_rate")
+            self.simulated = simulated if isinstance(simulated, bool) else None
+            self.server_tick_rate = float(rate) if isinstance(rate, int | float) and rate > 0 else None
 
     @work(exclusive=True, group="server-stats", exit_on_error=False)
     async def watch_server_stats(self) -> None:
@@ -225,6 +272,8 @@ class PushPullApp(App[None]):
     @on(ServerStatsFetched)
     def show_server_stats(self, message: ServerStatsFetched) -> None:
         self.server_bar.show(message.stats, message.error)
+        if message.stats is not None:
+            self.learn_feed(message.stats)
 
     # -- actions -----------------------------------------------------------------------------------
 
@@ -271,6 +320,7 @@ class PushPullApp(App[None]):
         index = symbols.index(self.symbol) if self.symbol in symbols else -1
         self.symbol = symbols[(index + 1) % len(symbols)]
         self.server_bar.symbol = self.symbol
+        self.reference.switch(self.symbol)
         self.server_bar.show(self.server_bar.stats, self.server_bar.error)
         for pane in self.panes:
             pane.replace_client(symbol=self.symbol)
@@ -309,6 +359,9 @@ class PushPullApp(App[None]):
         pane.remove()
         self.call_after_refresh(self.arrange_panes)
 
+    def on_unmount(self) -> None:
+        self.reference.stop()
+
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.KEY_HELP))
@@ -337,6 +390,14 @@ MIN_CARD_WIDTH = 28
 """Columns a pane card needs for its counters."""
 MIN_CARD_HEIGHT = 21
 """Lines a pane card needs: title, state, how it works, price, every counter, border."""
+
+
+def published_row(reference: ReferenceFeed, width: int, now: float) -> Text:
+    """The row above the pane rows: every published tick, on the same strip as theirs."""
+    strip = max(0, width - ROW_LABEL_WIDTH)
+    window = window_for(strip)
+    label = Text(f"published in the last {window:g} s".rjust(ROW_LABEL_WIDTH - 1) + " ", "grey62")
+    return label + published_strip(reference.published, now=now, window=window, width=strip)
 
 
 def card_columns(width: int, height: int, panes: int) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tui.modes.base import Backoff, ConnectionState, ModeClient, ModeError
+from tui.modes.base import Backoff, ConnectionState, Event, ModeClient, ModeError
 from tui.modes.clock import ServerClock
 from tui.modes.longpoll import LongPollClient
 from tui.modes.poll import PollClient
@@ -22,6 +22,7 @@ __all__ = [
     "MODES",
     "Backoff",
     "ConnectionState",
+    "Event",
     "LongPollClient",
     "ModeClient",
     "ModeError",

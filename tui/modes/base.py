@@ -140,6 +140,9 @@ class ModeClient(ABC):
         self.error: str | None = None
         """Why the last attempt failed, for the pane's status line."""
         self.last_tick: Tick | None = None
+        self.running_since: float | None = None
+        """Local time this run started (None while not running): ticks published before it
+        are not this client's to miss."""
         self.events: deque[Event] = deque(maxlen=RECENT_EVENTS)
         """What arrived when, newest last: ticks and empty answers (for a pane's timeline)."""
         self.recent_prices: deque[float] = deque(maxlen=RECENT_PRICES)
@@ -186,6 +189,7 @@ class ModeClient(ABC):
         """
         if not self._stopped.is_set():
             self._stopped = asyncio.Event()  # bound to the loop this run is on
+        self.running_since = self.clock.local()
         retried: tuple[type[BaseException], ...] = (*RETRIED_ERRORS, *self.transport_errors)
         failures = 0
         went_live = False
@@ -227,6 +231,7 @@ class ModeClient(ABC):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopped.wait(), delay)
         finally:
+            self.running_since = None
             self.state = ConnectionState.FAILED if failed else ConnectionState.STOPPED
             self.retry_at = None
             self.stats.open_connections = 0

@@ -73,7 +73,7 @@ def log_fraction(value_ms: float) -> float:
 METRICS: tuple[Metric, ...] = (
     Metric("delay p50", 7, fmt_ms, relative=False, fraction=log_fraction, hint="log 1 ms\u201310 s"),
     Metric("req/upd", 5, fmt_ratio, relative=True, hint="bar: vs worst"),
-    Metric("bytes/upd", 6, fmt_bytes, relative=True, hint="bar: vs worst"),
+    Metric("wire/upd", 6, fmt_bytes, relative=True, hint="bytes both ways; bar: vs worst"),
     Metric("missed", 5, fmt_percent, relative=False, hint="of published"),
 )
 
@@ -85,7 +85,7 @@ def measured(client: ModeClient) -> tuple[float | None, ...]:
     return (
         known(stats.delay_percentile(0.5)),
         known(stats.requests_per_update),
-        known(stats.bytes_per_update),
+        known(stats.wire_bytes_per_update),
         stats.missed / seen if seen else None,
     )
 

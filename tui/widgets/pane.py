@@ -11,7 +11,7 @@ then shown by `PaneDetail`). Both show the same figures.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 from rich.table import Table
@@ -23,8 +23,9 @@ from textual.widgets import Static
 from tui.format import NO_VALUE, fmt_age, fmt_bytes, fmt_count, fmt_ms, fmt_price, fmt_ratio
 from tui.modes import ConnectionState, ModeClient
 from tui.runner import ClientThread
+from tui.timeline import Published, published_strip, received_strip, window_for
 
-__all__ = ["ClientFactory", "Pane", "counter_rows", "counters_table"]
+__all__ = ["ROW_LABEL_WIDTH", "ClientFactory", "Pane", "counter_rows", "counters_table"]
 
 ClientFactory = Callable[[str, str], ModeClient]
 """(mode, symbol) -> a new client; the app decides server URL, clock and options."""
@@ -37,6 +38,11 @@ STATE_BADGES: dict[ConnectionState, tuple[str, str]] = {
     ConnectionState.FAILED: ("✕ failed (a bug: see the log)", "red"),
     ConnectionState.STOPPED: ("■ stopped", "grey50"),
 }
+ROW_LABEL_WIDTH = 47
+"""Cells before a pane row's timeline: marker, number, mode, state, price and age."""
+BADGE_WIDTH = 14
+CARD_LABEL_WIDTH = 10
+"""Cells before a card's timeline strips ("published ")."""
 STALE_AFTER = 5.0
 """Seconds without news after which a pane's own price is shown dimmed."""
 Clock = Callable[[], float]
@@ -51,10 +57,11 @@ class Pane(Vertical, can_focus=True):
     Pane > Static { height: auto; }
     Pane > #title { text-style: bold; }
     Pane > #explain { color: $text-muted; height: 1; text-wrap: nowrap; text-overflow: ellipsis; }
-    Pane > #seen { margin: 1 0; }
+    Pane > #seen { margin: 1 0 0 0; }
+    Pane > #timeline { margin: 0 0 1 0; height: 3; }
     Pane.row { border: none; padding: 0 1; height: 1; }
     Pane.row:focus { background: $boost; }
-    Pane.row > #explain, Pane.row > #seen, Pane.row > #counters { display: none; }
+    Pane.row > #explain, Pane.row > #seen, Pane.row > #timeline, Pane.row > #counters { display: none; }
     Pane.row > #title { text-style: none; text-wrap: nowrap; text-overflow: ellipsis; }
     """
 
@@ -64,6 +71,7 @@ class Pane(Vertical, can_focus=True):
         symbol: str,
         make_client: ClientFactory,
         *,
+        published: Sequence[Published] = (),
         wall_clock: Clock = time.time,
         id: str | None = None,
     ) -> None:
@@ -71,6 +79,8 @@ class Pane(Vertical, can_focus=True):
         self.make_client = make_client
         self.symbol = symbol
         self.client: ModeClient = make_client(mode, symbol)
+        self.published = published
+        """Every tick published, from the app's reference subscriber: the timeline's top row."""
         self.wall_clock = wall_clock
         """Local time, for how old the pane's price is (a fixed clock in snapshot tests)."""
         self.number = 1
@@ -87,6 +97,7 @@ class Pane(Vertical, can_focus=True):
             "#title": Static(id="title"),
             "#explain": Static(id="explain"),
             "#seen": Static(id="seen"),
+            "#timeline": Static(id="timeline"),
             "#counters": Static(id="counters"),
         }
         self._shown: dict[str, object] = {}
@@ -166,7 +177,12 @@ class Pane(Vertical, can_focus=True):
         if client.stats.updates != self._seen_updates:
             self._seen_updates = client.stats.updates
             self._seen_at = self.wall_clock()
-        self._show("#title", self._row_line() if self.compact else self._title())
+        now = self.wall_clock()
+        if self.compact:
+            self._show("#title", self._row_line(self.parts["#title"].size.width, now))
+        else:
+            self._show("#title", self._title())
+            self._show("#timeline", self._timeline(self.parts["#timeline"].size.width, now))
         self._show("#explain", client.explain())
         self._show("#seen", self._seen_line())
         rows = counter_rows(client)
@@ -201,7 +217,7 @@ class Pane(Vertical, can_focus=True):
         title.append_text(self._badge())
         return title
 
-    def _seen_line(self) -> Text:
+    def _seen_line(self, brief: bool = False) -> Text:
         """The pane's own last price and how long ago it came: poll's lag is part of the lesson."""
         tick = self.client.last_tick
         if tick is None:
@@ -210,22 +226,48 @@ class Pane(Vertical, can_focus=True):
         live = self.client.state is ConnectionState.LIVE and not self.paused
         stale = not live or (age is not None and age > STALE_AFTER)
         line = Text(fmt_price(tick.price), "grey50" if stale else "bold")
-        line.append(f"  seq {tick.seq}", "grey50")
+        if not brief:
+            line.append(f"  seq {tick.seq}", "grey50")
         if age is not None:
-            line.append(f"  {fmt_age(age)} ago", "grey50")
+            line.append(f" {fmt_age(age)}" if brief else f"  {fmt_age(age)} ago", "grey50")
         return line
 
-    def _row_line(self) -> Text:
-        """The whole pane on one line: number, mode, state, own price and its age, how it works."""
-        marker = "▸" if self.has_focus else " "
-        line = Text.assemble(
-            (marker, "bold #ffa62b"), (f"{self.number} ", "bold"), (f"{self.client.mode:<8}", "bold"), " "
+    def _received(self, width: int, now: float) -> Text:
+        window = window_for(width)
+        client = self.client
+        return received_strip(
+            client.events, list(self.published), now=now, window=window, width=width, running_since=client.running_since
         )
-        line.append_text(self._badge())
-        line.append("  ")
-        line.append_text(self._seen_line())
-        line.append(f"  {self.client.explain()}", "grey50")
-        return line
+
+    def _timeline(self, width: int, now: float) -> Text:
+        """Card: the last seconds, published above, received by this pane below."""
+        strip = max(0, width - CARD_LABEL_WIDTH)
+        window = window_for(strip)
+        heading = Text(f"last {window:g} s".ljust(CARD_LABEL_WIDTH), "grey62")
+        published = Text("published".ljust(CARD_LABEL_WIDTH), "grey62")
+        received = Text("received".ljust(CARD_LABEL_WIDTH), "grey62")
+        legend = Text.assemble(("● got ", "green"), ("✕ missed ", "red"), ("· empty", "grey42"))
+        legend.truncate(strip)
+        return Text("\n").join(
+            [
+                heading + legend,
+                published + published_strip(self.published, now=now, window=window, width=strip),
+                received + self._received(strip, now),
+            ]
+        )
+
+    def _row_line(self, width: int, now: float) -> Text:
+        """The whole pane on one line: number, mode, state, own price and its age, its timeline."""
+        marker = "▸" if self.has_focus else " "
+        label = Text.assemble((marker, "bold #ffa62b"), (f"{self.number} ", "bold"), (f"{self.client.mode:<9}", "bold"))
+        badge = self._badge()
+        badge.truncate(BADGE_WIDTH, overflow="ellipsis", pad=True)
+        label.append_text(badge)
+        seen = self._seen_line(brief=True)
+        seen.truncate(ROW_LABEL_WIDTH - label.cell_len - 1, overflow="ellipsis", pad=True)
+        label.append_text(seen)
+        label.append(" ")
+        return label + self._received(max(0, width - ROW_LABEL_WIDTH), now)
 
 
 def counter_rows(client: ModeClient) -> list[tuple[str, str]]:

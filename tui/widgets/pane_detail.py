@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from rich.console import Group
 from rich.text import Text
 from textual.widgets import Static
 
@@ -17,10 +16,10 @@ LABEL_AND_VALUE = 22
 
 
 class PaneDetail(Static):
-    """The focused pane's counters, in as many columns as fit."""
+    """The focused pane's counters, in as many columns as its height asks for and its width allows."""
 
     DEFAULT_CSS: ClassVar[str] = """
-    PaneDetail { height: auto; padding: 0 1; border-top: solid $panel-lighten-2; }
+    PaneDetail { height: 1fr; padding: 0 1; border-top: solid $panel-lighten-2; border-title-align: left; }
     """
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -29,16 +28,17 @@ class PaneDetail(Static):
 
     def show(self, pane: Pane | None) -> None:
         if pane is None:
-            key: object = None
-            content: Group | Text = Text("no pane focused", "grey50")
-        else:
-            rows = counter_rows(pane.client)
-            columns = max(1, min(4, (self.size.width - 2) // LABEL_AND_VALUE))
-            title = Text.assemble(
-                (f"{pane.number} {pane.mode}", "bold"), " · ", pane.client.title, (" · every counter", "grey50")
-            )
-            key = (pane.number, pane.mode, rows, columns)
-            content = Group(title, counters_table(rows, columns))
-        if key != self._shown:
-            self._shown = key
-            self.update(content)
+            self.border_title = "no pane"
+            return
+        rows = counter_rows(pane.client)
+        fit_across = max(1, (self.content_size.width or 80) // LABEL_AND_VALUE)
+        per_column = max(1, self.content_size.height or len(rows))
+        columns = min(fit_across, -(-len(rows) // per_column))
+        key = (pane.number, pane.mode, rows, columns)
+        if key == self._shown:
+            return
+        self._shown = key
+        self.border_title = Text.assemble(
+            (f"{pane.number} {pane.mode}", "bold"), " · ", pane.client.title, (" · every counter", "grey50")
+        ).markup
+        self.update(counters_table(rows, columns))

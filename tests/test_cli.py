@@ -301,7 +301,7 @@ async def test_a_signal_ends_every_stream_and_exits_0(
     launched: list[subprocess.Popen[str]], launcher: list[str], sig: signal.Signals
 ) -> None:
     """With an SSE stream, a WebSocket and a held long poll open, SIGTERM / SIGINT closes each of
-    them cleanly (stream end, close 1012 or 1001, an answer) and the server exits 0, no traceback."""
+    them cleanly (stream end, close 1012 or 1001, a 503 with retry-after) and the server exits 0, no traceback."""
     server = launch(launched, launcher, "--no-feed", "--heartbeat", "0.5")
     async with (
         httpx.AsyncClient(timeout=httpx.Timeout(WAIT, read=None)) as client,
@@ -335,7 +335,8 @@ async def test_a_signal_ends_every_stream_and_exits_0(
         assert ws.close_code in (1012, 1001), (ws.close_code, ws.close_reason)
         async with asyncio.timeout(WAIT):
             answer = await held
-        assert answer.status_code == 204, answer.status_code
+        assert answer.status_code == 503, answer.status_code  # shutting down: come back later, not at once
+        assert answer.headers["retry-after"] == "2"
 
     code = await asyncio.to_thread(server.process.wait, WAIT)
     assert server.process.stderr is not None

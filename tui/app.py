@@ -20,8 +20,18 @@ from tui.defaults import DEFAULT_MODES, DEFAULT_POLL_INTERVAL, DEFAULT_SYMBOL, M
 from tui.messages import ServerStatsFetched
 from tui.modes import MODES, Backoff, ModeClient, ServerClock, make_client
 from tui.reference import ReferenceFeed
+from tui.theory import poll_theory
 from tui.timeline import published_strip, window_for
-from tui.widgets import Comparison, ComparisonRow, HelpScreen, Pane, PaneDetail, QuoteHeader, ServerBar
+from tui.widgets import (
+    Comparison,
+    ComparisonRow,
+    HelpScreen,
+    Pane,
+    PaneDetail,
+    PaneDetailScreen,
+    QuoteHeader,
+    ServerBar,
+)
 from tui.widgets.key_bar import KeyBar, KeyHint, key_hints
 from tui.widgets.pane import ROW_LABEL_WIDTH
 
@@ -29,6 +39,9 @@ __all__ = ["POLL_INTERVALS", "PushPullApp", "next_poll_interval"]
 
 POLL_INTERVALS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 """Steps for the poll interval keys, within `POLL_INTERVAL_RANGE`."""
+STARTUP_GRACE = 1.0
+"""Seconds after start-up whose delays are not recorded: the app's own first renders hold the
+GIL, and the ticks that wait behind them would be counted against the modes."""
 MODE_KEYS = ("poll", "longpoll", "sse", "ws", "webhook")
 """What keys 1..5 select, in SPEC's order."""
 
@@ -67,6 +80,7 @@ class PushPullApp(App[None]):
         Binding("p", "toggle_pause", "Pause"),
         Binding("a", "add_pane", "Add pane", group=PANE_GROUP),
         Binding("x", "remove_pane", "Remove pane", group=PANE_GROUP),
+        Binding("enter,d", "details", "Details"),
         Binding("question_mark,f1", "help", "Help"),
         Binding("q", "quit", "Quit"),
     ]
@@ -80,6 +94,7 @@ class PushPullApp(App[None]):
         ("r", "reset every pane's counters"),
         ("p", "pause / resume receiving (push modes resume from their cursor)"),
         ("a / x", "add a pane / remove the focused pane"),
+        ("Enter / d", "every counter of the focused pane"),
         ("? / F1", "this help"),
         ("Ctrl+P", "command palette: every action above by name"),
         ("q", "quit"),
@@ -99,6 +114,7 @@ class PushPullApp(App[None]):
         backoff: Backoff | None = None,
         seed: int | None = None,
         wall_clock: Callable[[], float] = time.time,
+        startup_grace: float = STARTUP_GRACE,
     ) -> None:
         super().__init__()
         self.server_url = server_url.rstrip("/")
@@ -115,6 +131,7 @@ class PushPullApp(App[None]):
         self.seed = seed
         self.wall_clock = wall_clock
         """Local time for ages and timelines (a fixed one in snapshot tests)."""
+        self.startup_grace = startup_grace
         self.symbols: list[str] = [symbol]
         self.simulated: bool | None = None
         """Whether the server's feed is its simulator (from `/api/stats`)."""
@@ -153,6 +170,8 @@ class PushPullApp(App[None]):
         if self.stats_interval is not None:
             self.watch_server_stats()
         panes = self.panes
+        for pane in panes:  # the app's first renders hold the GIL: not the modes' delay
+            pane.client.measure_after = pane.client.clock.local() + self.startup_grace
         if panes:
             panes[0].focus()
         self.repaint()
@@ -217,7 +236,7 @@ class PushPullApp(App[None]):
         """Cards side by side when they fit, else one row per pane and the focused pane's counters."""
         panes = self.panes
         width, height = self.size
-        columns = card_columns(width, height, len(panes))
+        columns = card_columns(width, height, len(panes), sum(pane.mode == "poll" for pane in panes))
         self.card_columns = columns
         box = self.pane_box
         box.set_class(columns == 0, "rows")
@@ -225,7 +244,9 @@ class PushPullApp(App[None]):
             box.styles.grid_size_columns = columns
         for pane in panes:
             pane.set_class(columns == 0, "row")
-        self.pane_detail.display = columns == 0
+        # The focused pane's counters below the rows, when there is room for them; Enter shows
+        # them at any size.
+        self.pane_detail.display = columns == 0 and height - rows_mode_lines(panes) >= MIN_DETAIL_HEIGHT
         self.published_row.display = columns == 0
         self.repaint()
 
@@ -362,9 +383,19 @@ class PushPullApp(App[None]):
     def on_unmount(self) -> None:
         self.reference.stop()
 
+    def action_details(self) -> None:
+        pane = self._target_pane()
+        if pane is not None and not isinstance(self.screen, PaneDetailScreen):
+            self.push_screen(PaneDetailScreen(pane))
+
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen(self.KEY_HELP))
+            rate = self.theory_tick_rate(self.wall_clock())
+            theory = poll_theory(rate, self.poll_interval) if rate else None
+            expectation = theory.sentence(rate, self.poll_interval) if theory and rate else None
+            self.push_screen(
+                HelpScreen(self.KEY_HELP, expectation[:1].upper() + expectation[1:] if expectation else None)
+            )
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
@@ -381,15 +412,27 @@ class PushPullApp(App[None]):
         yield SystemCommand("Pause / resume", "Stop or restart receiving", self.action_toggle_pause)
         yield SystemCommand("Add pane", "Another pane, in a mode not shown yet", self.action_add_pane)
         yield SystemCommand("Remove pane", "Remove the focused pane", self.action_remove_pane)
+        yield SystemCommand("Details", "Every counter of the focused pane", self.action_details)
         yield SystemCommand("Help", "Keys and what each mode teaches", self.action_help)
 
 
-KEY_PRIORITY = {"Help": 0, "Quit": 0, "Focus": 1, "Mode": 2, "Pause": 3, "Interval": 4, "Symbol": 5, "Pane": 6}
+KEY_PRIORITY = {
+    "Help": 0,
+    "Quit": 0,
+    "Focus": 1,
+    "Mode": 2,
+    "Pause": 3,
+    "Details": 4,
+    "Interval": 5,
+    "Symbol": 6,
+    "Pane": 7,
+}
 """Which key hints the bar keeps longest when the terminal is narrow (others after these)."""
 MIN_CARD_WIDTH = 28
 """Columns a pane card needs for its counters."""
-MIN_CARD_HEIGHT = 21
-"""Lines a pane card needs: title, state, how it works, price, every counter, border."""
+MIN_CARD_HEIGHT = 29
+"""Lines a pane card needs: border 2, title and state 2, how it works 1, price 2, timeline 4,
+every counter 17 (a webhook's one more)."""
 
 
 def published_row(reference: ReferenceFeed, width: int, now: float) -> Text:
@@ -400,11 +443,22 @@ def published_row(reference: ReferenceFeed, width: int, now: float) -> Text:
     return label + published_strip(reference.published, now=now, window=window, width=strip)
 
 
-def card_columns(width: int, height: int, panes: int) -> int:
+MIN_DETAIL_HEIGHT = 6
+"""Lines the focused pane's counters need below the rows: a title and five rows of columns."""
+
+
+def rows_mode_lines(panes: list[Pane]) -> int:
+    """Lines everything but the counters panel takes when panes are rows."""
+    polls = sum(pane.mode == "poll" for pane in panes)
+    return 2 + 1 + len(panes) + (1 + 1 + len(panes) + polls) + 1
+
+
+def card_columns(width: int, height: int, panes: int, poll_panes: int = 1) -> int:
     """How many pane cards side by side fit, preferring one row of all; 0 when none fit."""
     if panes == 0:
         return 0
-    other_lines = 4 + panes + 3  # bars, footer; the comparison: header, a row per pane, theory
+    comparison = 1 + 1 + panes + poll_panes  # margin, header, a row per pane, theory under each poll
+    other_lines = 2 + comparison + 1  # the server bar and quote, the comparison, the key bar
     for columns in range(panes, 0, -1):
         rows = -(-panes // columns)
         if width // columns >= MIN_CARD_WIDTH and (height - other_lines) // rows >= MIN_CARD_HEIGHT:

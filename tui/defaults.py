@@ -16,8 +16,10 @@ __all__ = [
 DEFAULT_SYMBOL = "RELIANCE"
 DEFAULT_MODES = ("poll", "longpoll", "sse", "ws")
 """The panes the app opens with."""
-DEFAULT_POLL_INTERVAL = 1.0
-"""Seconds between polls."""
+DEFAULT_POLL_INTERVAL = 0.5
+"""Seconds between polls. With the server's default 2 ticks/s, λ·I = 1: about a third of polls
+come back empty and a third of ticks are never seen, so both costs of polling show at once
+(at λ·I = 2 empties fall to 14%; at 0.5, misses fall to 21%)."""
 POLL_INTERVAL_RANGE = (0.05, 60.0)
 """The poll intervals a flag or a key may set, in seconds (inclusive)."""
 DEFAULT_TICK_RATE = Settings().tick_rate

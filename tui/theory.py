@@ -22,6 +22,17 @@ class PollTheory:
     requests_per_update: float
     missed_fraction: float
     delay_p50_s: float
+    empty_fraction: float
+    """Polls that find nothing new (304): e^(-λI)."""
+
+    def sentence(self, rate: float, interval: float) -> str:
+        """What polling should show at these settings, in words (for help and README)."""
+        return (
+            f"at {rate:g} ticks/s and a poll every {interval:g} s, theory expects a delay p50 of "
+            f"{self.delay_p50_s * 1000:.0f} ms, {100 * self.empty_fraction:.0f}% of answers 304 "
+            f"(nothing new), {self.requests_per_update:.2f} requests per update and "
+            f"{100 * self.missed_fraction:.0f}% of ticks never seen"
+        )
 
 
 def poll_theory(rate: float, interval: float) -> PollTheory | None:
@@ -34,4 +45,5 @@ def poll_theory(rate: float, interval: float) -> PollTheory | None:
         requests_per_update=1 / hit,
         missed_fraction=1 - hit / x,
         delay_p50_s=-math.log((1 + math.exp(-x)) / 2) / rate,
+        empty_fraction=math.exp(-x),
     )

@@ -153,6 +153,8 @@ class ModeClient(ABC):
         """Last seq received in `epoch`: where a reconnect resumes."""
         self.retry_after: float | None = None
         """Seconds the server asked us to wait (`retry-after`) before the next attempt."""
+        self.measure_after: float | None = None
+        """Local time before which delays are not recorded (the app's own start-up stall)."""
         self.replay_before: float | None = None
         """Server time of a resume: ticks published before it are counted as `replayed`."""
         self.skipped_from: tuple[str, int] | None = None
@@ -333,7 +335,7 @@ class ModeClient(ABC):
             self.replay_before = None  # caught up: from here on delays are the mode's again
         if self.replay_before is not None:
             stats.replayed += 1
-        elif live:
+        elif live and (self.measure_after is None or self.clock.local() >= self.measure_after):
             # The first tick after (re)subscribing without a cursor is the latest one, published
             # who knows when: it says how old the price was, not how late an update came.
             stats.record_delay(self.clock.delay_ms(tick.ts))

@@ -6,7 +6,7 @@ from tui.widgets.comparison import Comparison, ComparisonRow
 from tui.widgets.help import HelpScreen
 from tui.widgets.key_bar import KeyBar, KeyHint
 from tui.widgets.pane import Pane
-from tui.widgets.pane_detail import PaneDetail
+from tui.widgets.pane_detail import PaneDetail, PaneDetailScreen
 from tui.widgets.quote import QuoteHeader
 from tui.widgets.server_bar import ServerBar
 
@@ -18,6 +18,7 @@ __all__ = [
     "KeyHint",
     "Pane",
     "PaneDetail",
+    "PaneDetailScreen",
     "QuoteHeader",
     "ServerBar",
 ]

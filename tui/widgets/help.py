@@ -14,7 +14,10 @@ from textual.widgets import Static
 __all__ = ["HelpScreen"]
 
 LESSONS = (
-    ("poll", "asks on a fixed beat: delay ≈ half the interval, most answers are 304, ticks in between are missed"),
+    (
+        "poll",
+        "asks on a fixed beat: late by part of the interval, a 304 when nothing changed, ticks between asks unseen",
+    ),
     ("longpoll", "the server holds the request until a tick exists: low delay, but a new request per update"),
     ("sse", "one open HTTP stream: near real-time, resumable, but a held connection per client"),
     ("ws", "one open socket both ways: near real-time, subscribe and resume over it, a connection per client"),
@@ -37,9 +40,11 @@ class HelpScreen(ModalScreen[None]):
     }
     """
 
-    def __init__(self, keys: list[tuple[str, str]]) -> None:
+    def __init__(self, keys: list[tuple[str, str]], poll_expectation: str | None = None) -> None:
         super().__init__()
         self.keys = keys
+        self.poll_expectation = poll_expectation
+        """What theory expects of polling at the app's current settings (`tui.theory`)."""
 
     def compose(self) -> ComposeResult:
         keys = Table.grid(padding=(0, 2))
@@ -52,6 +57,8 @@ class HelpScreen(ModalScreen[None]):
         lessons.add_column()
         for mode, lesson in LESSONS:
             lessons.add_row(mode, lesson)
+            if mode == "poll" and self.poll_expectation:
+                lessons.add_row("", f"[dim]{self.poll_expectation}[/dim]")
         with VerticalScroll():
             yield Static("[b]pushpull[/b]: the same ticks by different modes, and what each costs.\n")
             yield Static(keys)

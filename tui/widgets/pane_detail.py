@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import ClassVar
 
 from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from tui.widgets.pane import Pane, counter_rows, counters_table
 
-__all__ = ["PaneDetail"]
+__all__ = ["PaneDetail", "PaneDetailScreen"]
 
 LABEL_AND_VALUE = 22
 """Cells one label / value pair takes, with its gap."""
@@ -22,8 +25,10 @@ class PaneDetail(Static):
     PaneDetail { height: 1fr; padding: 0 1; border-top: solid $panel-lighten-2; border-title-align: left; }
     """
 
-    def __init__(self, *, id: str | None = None) -> None:
+    def __init__(self, *, fill_height: bool = True, id: str | None = None) -> None:
         super().__init__(id=id)
+        self.fill_height = fill_height
+        """Lay the counters out to the height it is given (a panel), or in two columns (a dialog)."""
         self._shown: object = None
 
     def show(self, pane: Pane | None) -> None:
@@ -32,7 +37,7 @@ class PaneDetail(Static):
             return
         rows = counter_rows(pane.client)
         fit_across = max(1, (self.content_size.width or 80) // LABEL_AND_VALUE)
-        per_column = max(1, self.content_size.height or len(rows))
+        per_column = max(1, self.content_size.height or len(rows)) if self.fill_height else -(-len(rows) // 2)
         columns = min(fit_across, -(-len(rows) // per_column))
         key = (pane.number, pane.mode, rows, columns)
         if key == self._shown:
@@ -42,3 +47,30 @@ class PaneDetail(Static):
             (f"{pane.number} {pane.mode}", "bold"), " · ", pane.client.title, (" · every counter", "grey50")
         ).markup
         self.update(counters_table(rows, columns))
+
+
+class PaneDetailScreen(ModalScreen[None]):
+    """Every counter of one pane, live, over the app: reachable at any terminal size."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,enter,q,d", "dismiss", "Close")]
+
+    DEFAULT_CSS: ClassVar[str] = """
+    PaneDetailScreen { align: center middle; }
+    PaneDetailScreen > PaneDetail {
+        width: auto; min-width: 50; max-width: 95%; height: auto; max-height: 90%;
+        border: round $accent; background: $surface; padding: 0 1; border-title-align: left;
+    }
+    """
+
+    def __init__(self, pane: Pane, refresh_interval: float = 0.5) -> None:
+        super().__init__()
+        self.pane = pane
+        self.refresh_interval = refresh_interval
+        self.detail = PaneDetail(fill_height=False, id="detail")
+
+    def compose(self) -> ComposeResult:
+        yield self.detail
+
+    def on_mount(self) -> None:
+        self.detail.show(self.pane)
+        self.set_interval(self.refresh_interval, lambda: self.detail.show(self.pane))

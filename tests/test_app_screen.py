@@ -1,0 +1,131 @@
+"""The app on screens of every common size, and the rules its figures follow, driven by keys and
+the mouse as a user would."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import Callable
+
+import httpx
+import pytest
+from rich.console import Console
+from textual.pilot import Pilot
+from textual.widgets import Static
+
+from tests.conftest import RunningServer, ServerFactory, prices, publish
+from tui.app import POLL_INTERVALS, PushPullApp, next_poll_interval
+from tui.modes import ConnectionState
+from tui.widgets import Comparison, KeyBar, Pane, PaneDetail, PaneDetailScreen, QuoteHeader
+
+SIZES = [(80, 24), (100, 30), (120, 35), (160, 45), (200, 55)]
+WAIT = 30.0
+
+
+async def until(pilot: Pilot[None], condition: Callable[[], bool], timeout: float = WAIT) -> None:
+    async with asyncio.timeout(timeout):
+        while True:
+            if condition():
+                return
+            await pilot.pause(0.02)
+
+
+def text_of(widget: Static) -> str:
+    """What a Static shows, as plain text at its width."""
+    console = Console(file=io.StringIO(), width=max(widget.size.width, 20), color_system=None)
+    console.print(widget.content)
+    return console.file.getvalue()  # type: ignore[attr-defined, no-any-return]
+
+
+def inside(widget_region: object, screen_region: object) -> bool:
+    from textual.geometry import Region
+
+    assert isinstance(widget_region, Region) and isinstance(screen_region, Region)
+    return widget_region.area > 0 and screen_region.contains_region(widget_region)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
+@pytest.mark.parametrize(
+    "modes", [["poll", "longpoll", "sse", "ws"], ["poll", "longpoll", "sse", "ws", "webhook", "poll"]]
+)
+async def test_every_pane_the_comparison_and_the_keys_are_on_screen(
+    server: RunningServer, size: tuple[int, int], modes: list[str]
+) -> None:
+    app = PushPullApp(server.url, modes=modes, stats_interval=None)
+    async with asyncio.timeout(WAIT), app.run_test(size=size) as pilot:
+        await until(pilot, lambda: all(p.client.state is ConnectionState.LIVE for p in app.panes))
+        await pilot.pause()
+        screen = app.screen.region
+        for pane in app.panes:
+            assert inside(pane.region, screen), (size, pane.number, pane.region)
+        for widget in (app.query_one(Comparison), app.query_one(QuoteHeader), app.query_one(KeyBar)):
+            assert inside(widget.region, screen), (size, widget)
+        shown = {hint.description for hint in app.query_one(KeyBar).fitting(size[0] - 2)}
+        assert {"Help", "Quit"} <= shown
+        detail = app.query_one("#pane-detail", PaneDetail)
+        if app.card_columns == 0 and detail.display:  # rows: the focused pane's every counter below
+            assert inside(detail.region, screen)
+            assert detail.region.height >= 5, (size, detail.region)
+            assert "gaps" in text_of(detail)
+        await pilot.press("enter")  # and at any size, every counter of the focused pane on demand
+        dialog = app.screen
+        assert isinstance(dialog, PaneDetailScreen)
+        assert inside(dialog.detail.region, screen)
+        assert "gaps" in text_of(dialog.detail) and "wire/update" in text_of(dialog.detail)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, PaneDetailScreen)
+
+
+async def test_a_click_focuses_a_pane(server: RunningServer) -> None:
+    app = PushPullApp(server.url, stats_interval=None)
+    async with asyncio.timeout(WAIT), app.run_test(size=(160, 45)) as pilot:
+        await pilot.pause()
+        third = app.panes[2]
+        assert app.focused is not third
+        await pilot.click(Pane, offset=(third.region.x - app.panes[0].region.x + 2, 2))
+        assert app.focused is third
+
+
+async def test_pause_then_resume_counts_the_backlog_as_replayed_and_poll_misses_nothing(server: RunningServer) -> None:
+    app = PushPullApp(server.url, modes=["poll", "sse"], poll_interval=0.05, stats_interval=None, startup_grace=0)
+    async with asyncio.timeout(WAIT), app.run_test(size=(160, 45), notifications=True) as pilot:
+        poll, sse = app.panes
+        await until(pilot, lambda: all(p.client.state is ConnectionState.LIVE for p in app.panes))
+        await pilot.press("p")
+        await until(pilot, lambda: all(p.client.state is ConnectionState.STOPPED for p in app.panes))
+        async with httpx.AsyncClient() as http:
+            stored = await publish(http, server, "RELIANCE", prices(12, 1500.0))
+        await pilot.press("p")
+        newest = stored[-1]["seq"]
+        await until(pilot, lambda: all(p.client.cursor == newest for p in app.panes))
+        assert sse.client.stats.replayed == 12
+        assert len(sse.client.stats.delays_ms) == 0  # the backlog's age is the pause, not a delay
+        assert poll.client.stats.missed == 0  # what was published while paused is not a miss
+        assert "replayed" in dict(pane_counters(sse))
+
+
+def pane_counters(pane: Pane) -> list[tuple[str, str]]:
+    from tui.widgets.pane import counter_rows
+
+    return counter_rows(pane.client)
+
+
+async def test_polling_every_100_ms_shows_more_wire_bytes_per_update_than_sse(server_factory: ServerFactory) -> None:
+    fed = server_factory("--tick-rate", "2", "--seed", "9", "--symbols", "SBIN")
+    app = PushPullApp(fed.url, symbol="SBIN", modes=["poll", "sse"], poll_interval=0.1, stats_interval=None)
+    async with asyncio.timeout(WAIT), app.run_test(size=(160, 45)) as pilot:
+        poll, sse = app.panes
+        await until(pilot, lambda: poll.client.stats.updates >= 6 and sse.client.stats.updates >= 6)
+        assert poll.client.stats.wire_bytes_per_update > 3 * sse.client.stats.wire_bytes_per_update
+        counters = dict(pane_counters(poll))
+        assert "wire/update" in counters and "payload" in counters
+
+
+def test_the_interval_keys_step_the_right_way_from_any_value() -> None:
+    low, high = POLL_INTERVALS[0], POLL_INTERVALS[-1]
+    assert next_poll_interval(high, 1) == high and next_poll_interval(low, -1) == low
+    assert next_poll_interval(100.0, -1) == high  # from outside the steps, towards them
+    assert next_poll_interval(0.01, 1) == low
+    assert next_poll_interval(0.3, 1) == 0.5 and next_poll_interval(0.3, -1) == 0.25
+    for step in POLL_INTERVALS[1:-1]:
+        assert next_poll_interval(step, 1) > step > next_poll_interval(step, -1)

@@ -39,6 +39,11 @@ __all__ = ["POLL_INTERVALS", "PushPullApp", "next_poll_interval"]
 
 POLL_INTERVALS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 """Steps for the poll interval keys, within `POLL_INTERVAL_RANGE`."""
+REFRESH_INTERVAL = 0.5
+"""Seconds between repaints: what keeps watching cheap (the app's CPU at the defaults is in
+README); ticks are measured as they arrive, on the clients' threads, whatever this is."""
+FIGURES_EVERY = 2
+"""Repaints per redraw of the figures (counters, comparison): once a second at the default."""
 STARTUP_GRACE = 1.0
 """Seconds after start-up whose delays are not recorded: the app's own first renders hold the
 GIL, and the ticks that wait behind them would be counted against the modes."""
@@ -108,7 +113,7 @@ class PushPullApp(App[None]):
         modes: Sequence[str] = DEFAULT_MODES,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         embedded: bool = False,
-        refresh_interval: float = 0.2,
+        refresh_interval: float = REFRESH_INTERVAL,
         stats_interval: float | None = 1.0,
         clock: ServerClock | None = None,
         backoff: Backoff | None = None,
@@ -149,6 +154,7 @@ class PushPullApp(App[None]):
         self.pane_detail = PaneDetail(id="pane-detail")
         self.card_columns = 0
         """Panes side by side as cards (how many columns), or 0: one row per pane."""
+        self._repaints = 0
 
     # -- layout ----------------------------------------------------------------------------------
 
@@ -165,7 +171,7 @@ class PushPullApp(App[None]):
 
     def on_mount(self) -> None:
         self.reference.start()
-        self.set_interval(self.refresh_interval, self.repaint)
+        self.set_interval(self.refresh_interval, self.on_repaint_timer)
         self.load_symbols()
         if self.stats_interval is not None:
             self.watch_server_stats()
@@ -207,19 +213,26 @@ class PushPullApp(App[None]):
         focused = self.focused
         return focused if isinstance(focused, Pane) else None
 
-    def repaint(self) -> None:
+    def on_repaint_timer(self) -> None:
+        self._repaints += 1
+        self.repaint(figures=self._repaints % FIGURES_EVERY == 0)
+
+    def repaint(self, figures: bool = True) -> None:
+        """Timelines, ages and the quote at every call; the figures only with `figures`."""
         panes = self.panes
         now = self.wall_clock()
         for number, pane in enumerate(panes, start=1):
             pane.number = number
-            pane.repaint()
+            pane.repaint(figures)
         focused = self.focused_pane
-        rows = [ComparisonRow(number, pane.client, pane is focused) for number, pane in enumerate(panes, start=1)]
-        self.comparison.show(rows, self.theory_tick_rate(now))
+        if figures:
+            rows = [ComparisonRow(number, pane.client, pane is focused) for number, pane in enumerate(panes, start=1)]
+            self.comparison.show(rows, self.theory_tick_rate(now))
         self.quote_header.show(self.reference.quote, self.simulated, now)
         if not self.card_columns:
-            self.pane_detail.show(focused or (panes[0] if panes else None))
-            self.published_row.update(published_row(self.reference, self.published_row.size.width, now))
+            if figures:
+                self.pane_detail.show(focused or (panes[0] if panes else None))
+            self.published_row.update(published_row(self.reference, self.published_row.size.width, now), layout=False)
 
     def theory_tick_rate(self, now: float) -> float | None:
         """λ for theory: the simulator's own rate when the server says, else the one measured."""

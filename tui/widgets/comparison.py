@@ -261,5 +261,6 @@ class Comparison(Static):
         self.lines = build_lines(self.rows, self.tick_rate, wide=width >= WIDE, accent=accent)
         drawing = lay_out(self.lines, width) if self.lines else Text("no panes", "grey50")
         if drawing != self._drawn:
+            same_height = self._drawn is not None and len(self._drawn.split()) == len(drawing.split())
             self._drawn = drawing
-            self.update(drawing)
+            self.update(drawing, layout=not same_height)  # relayout only when lines come or go

@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable, Sequence
 from typing import ClassVar
 
-from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -55,14 +54,14 @@ class Pane(Vertical, can_focus=True):
     Pane { border: round $panel-lighten-2; padding: 0 1; height: auto; width: 1fr; }
     Pane:focus { border: round $accent; }
     Pane > Static { height: auto; }
-    Pane > #title { text-style: bold; }
+    Pane > #title { text-style: bold; height: 2; }
     Pane > #explain { color: $text-muted; height: 1; text-wrap: nowrap; text-overflow: ellipsis; }
-    Pane > #seen { margin: 1 0 0 0; }
+    Pane > #seen { margin: 1 0 0 0; height: 1; }
     Pane > #timeline { margin: 0 0 1 0; height: 3; }
     Pane.row { border: none; padding: 0 1; height: 1; }
     Pane.row:focus { background: $boost; }
     Pane.row > #explain, Pane.row > #seen, Pane.row > #timeline, Pane.row > #counters { display: none; }
-    Pane.row > #title { text-style: none; text-wrap: nowrap; text-overflow: ellipsis; }
+    Pane.row > #title { text-style: none; height: 1; text-wrap: nowrap; text-overflow: ellipsis; }
     """
 
     def __init__(
@@ -170,7 +169,9 @@ class Pane(Vertical, can_focus=True):
 
     # -- painting ------------------------------------------------------------------------------
 
-    def repaint(self) -> None:
+    def repaint(self, figures: bool = True) -> None:
+        """Redraw what changed; the counters only with `figures` (they need not move faster
+        than a person reads, and they are most of the rendering)."""
         if not self.ready:
             return
         client = self.client
@@ -185,17 +186,22 @@ class Pane(Vertical, can_focus=True):
             self._show("#timeline", self._timeline(self.parts["#timeline"].size.width, now))
         self._show("#explain", client.explain())
         self._show("#seen", self._seen_line())
+        if not figures:
+            return
         rows = counter_rows(client)
-        if rows != self._shown.get("#counters"):
+        shown = self._shown.get("#counters")
+        if rows != shown:
             self._shown["#counters"] = rows
-            self.parts["#counters"].update(counters_table(rows))
+            # Relayout (costly: it measures every widget) only when the number of rows changes.
+            same_size = isinstance(shown, list) and len(shown) == len(rows)
+            self.parts["#counters"].update(counters_table(rows), layout=not same_size)
 
     def _show(self, selector: str, content: Text | str) -> None:
         """Update a child only when what it shows changed: repaints are the UI's main cost."""
         key = content.markup if isinstance(content, Text) else content
         if self._shown.get(selector) != key:
             self._shown[selector] = key
-            self.parts[selector].update(content)
+            self.parts[selector].update(content, layout=False)  # every part has a fixed height
 
     def _badge(self) -> Text:
         client = self.client
@@ -296,17 +302,25 @@ def counter_rows(client: ModeClient) -> list[tuple[str, str]]:
     return rows
 
 
-def counters_table(rows: list[tuple[str, str]], columns: int = 1) -> Table:
-    """Label / value pairs, `columns` pairs side by side."""
-    table = Table.grid(padding=(0, 1))
-    for _ in range(columns):
-        table.add_column(style="grey62")
-        table.add_column(justify="right", min_width=8)
+LABEL_WIDTH = 11
+VALUE_WIDTH = 8
+
+
+def counters_table(rows: list[tuple[str, str]], columns: int = 1) -> Text:
+    """Label / value pairs, `columns` pairs side by side, in fixed-width cells (plain text is much
+    cheaper to render than a table, and these repaint on every tick)."""
     per_column = -(-len(rows) // columns)
+    lines: list[Text] = []
     for index in range(per_column):
-        cells: list[str] = []
+        line = Text(no_wrap=True, overflow="crop")
         for column in range(columns):
             position = column * per_column + index
-            cells.extend(rows[position] if position < len(rows) else ("", ""))
-        table.add_row(*cells)
-    return table
+            if position >= len(rows):
+                break
+            label, value = rows[position]
+            if column:
+                line.append("  ")
+            line.append(label.ljust(LABEL_WIDTH), "grey62")
+            line.append(value.rjust(VALUE_WIDTH))
+        lines.append(line)
+    return Text("\n").join(lines)

@@ -14,7 +14,7 @@ from tui.widgets.pane import Pane, counter_rows, counters_table
 
 __all__ = ["PaneDetail", "PaneDetailScreen"]
 
-LABEL_AND_VALUE = 22
+LABEL_AND_VALUE = 21
 """Cells one label / value pair takes, with its gap."""
 
 
@@ -42,11 +42,12 @@ class PaneDetail(Static):
         key = (pane.number, pane.mode, rows, columns)
         if key == self._shown:
             return
+        same_shape = isinstance(self._shown, tuple) and (len(self._shown[2]), self._shown[3]) == (len(rows), columns)
         self._shown = key
         self.border_title = Text.assemble(
             (f"{pane.number} {pane.mode}", "bold"), " · ", pane.client.title, (" · every counter", "grey50")
         ).markup
-        self.update(counters_table(rows, columns))
+        self.update(counters_table(rows, columns), layout=not same_shape)
 
 
 class PaneDetailScreen(ModalScreen[None]):

@@ -70,7 +70,7 @@ class QuoteHeader(Static):
         if key == self._shown:
             return
         self._shown = key
-        self.update(quote_line(state, self.simulated, width, age))
+        self.update(quote_line(state, self.simulated, width, age), layout=False)  # always one line
 
 
 def quote_line(state: QuoteState | None, simulated: bool | None, width: int, age_s: int | None = None) -> Text:

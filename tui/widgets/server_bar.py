@@ -53,7 +53,7 @@ class ServerBar(Static):
             parts.append((6, Text(f"broker {stats.get('broker', '?')}")))
             if stats.get("instance"):
                 parts.append((7, Text(f"instance {stats['instance']}", "grey62")))
-        self.update(fit_parts(parts, self.content_size.width or 80))
+        self.update(fit_parts(parts, self.content_size.width or 80), layout=False)  # always one line
 
 
 def fit_parts(parts: list[tuple[int, Text]], width: int, separator: str = " · ") -> Text:

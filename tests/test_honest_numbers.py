@@ -4,6 +4,7 @@ starts poll's figures afresh, a shutting-down server is not asked again at once.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Callable
 
 import httpx
@@ -89,3 +90,41 @@ async def test_a_long_poll_held_at_shutdown_is_answered_503_with_retry_after(ser
     assert response.status_code == 503
     assert response.headers["retry-after"] == "2"
     assert response.json() == {"detail": "the server is shutting down"}
+
+
+async def test_a_long_poll_client_backs_off_from_a_server_that_answers_204_without_holding() -> None:
+    """Not our server (it holds): a proxy that cuts every request short. The client must not ask
+    again at once, over and over."""
+    arrivals: list[float] = []
+
+    async def impatient(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                await reader.readuntil(b"\r\n\r\n")
+                arrivals.append(asyncio.get_running_loop().time())
+                writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    listener = await asyncio.start_server(impatient, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{listener.sockets[0].getsockname()[1]}"
+    client = make_client("longpoll", url, "TCS")
+    task = asyncio.create_task(client.run())
+    try:
+        await until(lambda: len(arrivals) >= 6)
+    finally:
+        await client.stop()
+        await asyncio.wait_for(task, 10)
+        listener.close()
+    gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
+    # The first two empties are taken as they come; from then on each waits its backoff
+    # (at least half of 0.5 s, doubling), so the gaps are bounded below, however slow the machine.
+    assert all(gap >= 0.25 for gap in gaps[2:]), gaps
+    assert client.stats.empty_responses >= 6
+
+
+def test_the_bench_prints_no_percentile_from_too_few_samples() -> None:
+    from tui.bench import samples_needed
+
+    assert samples_needed(0.5) == 10 and samples_needed(0.95) == 100 and samples_needed(0.99) == 500

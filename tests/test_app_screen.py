@@ -129,3 +129,18 @@ def test_the_interval_keys_step_the_right_way_from_any_value() -> None:
     assert next_poll_interval(0.3, 1) == 0.5 and next_poll_interval(0.3, -1) == 0.25
     for step in POLL_INTERVALS[1:-1]:
         assert next_poll_interval(step, 1) > step > next_poll_interval(step, -1)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 45)], ids=["rows", "cards"])
+async def test_the_app_keeps_up_with_a_fast_feed_in_either_layout(
+    server_factory: ServerFactory, size: tuple[int, int]
+) -> None:
+    """300 ticks/s, repainting as fast as it can: every push pane gets every tick, and drawing the
+    timelines from the clients' ever-growing deques never fails (run_test re-raises any error)."""
+    fast = server_factory("--tick-rate", "300", "--seed", "4", "--symbols", "TCS")
+    app = PushPullApp(fast.url, symbol="TCS", stats_interval=None, refresh_interval=0.01)
+    async with asyncio.timeout(WAIT), app.run_test(size=size) as pilot:
+        await until(pilot, lambda: all(p.client.stats.updates >= 600 for p in app.panes if p.mode != "poll"))
+        for pane in app.panes:
+            if pane.mode != "poll":
+                assert pane.client.stats.missed == 0, pane.mode

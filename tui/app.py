@@ -453,7 +453,7 @@ def published_row(reference: ReferenceFeed, width: int, now: float) -> Text:
     strip = max(0, width - ROW_LABEL_WIDTH)
     window = window_for(strip)
     label = Text(f"published in the last {window:g} s".rjust(ROW_LABEL_WIDTH - 1) + " ", "grey62")
-    return label + published_strip(reference.published, now=now, window=window, width=strip)
+    return label + published_strip(list(reference.published), now=now, window=window, width=strip)
 
 
 MIN_DETAIL_HEIGHT = 6

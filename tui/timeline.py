@@ -3,7 +3,8 @@ when one client received each of them, which it never got, and where it asked an
 
 Poll's lag shows as its marks sitting to the right of the published ones, its misses as red
 crosses, its empty asks as grey dots; a push mode's marks sit right under the published ones.
-Pure functions of plain data (no Textual), so a pane, a test or a script can draw one.
+Pure functions of plain data (no Textual), so a pane, a test or a script can draw one. Pass them
+copies (`list(client.events)`): the deques they come from grow on the clients' threads.
 """
 
 from __future__ import annotations

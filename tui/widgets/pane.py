@@ -242,7 +242,12 @@ class Pane(Vertical, can_focus=True):
         window = window_for(width)
         client = self.client
         return received_strip(
-            client.events, list(self.published), now=now, window=window, width=width, running_since=client.running_since
+            list(client.events),
+            list(self.published),
+            now=now,
+            window=window,
+            width=width,
+            running_since=client.running_since,
         )
 
     def _timeline(self, width: int, now: float) -> Text:
@@ -257,7 +262,7 @@ class Pane(Vertical, can_focus=True):
         return Text("\n").join(
             [
                 heading + legend,
-                published + published_strip(self.published, now=now, window=window, width=strip),
+                published + published_strip(list(self.published), now=now, window=window, width=strip),
                 received + self._received(strip, now),
             ]
         )

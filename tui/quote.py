@@ -32,6 +32,15 @@ class QuoteState:
     high: float | None = None
     low: float | None = None
     last: Tick | None = None
+    last_at: float | None = None
+    """Local time the last tick arrived (the reference subscriber's clock); None: use its `ts`."""
+
+    @property
+    def last_time(self) -> float | None:
+        """When the last tick came, in Unix seconds: when it arrived if known, else its `ts`."""
+        if self.last is None:
+            return None
+        return self.last_at if self.last_at is not None else self.last.ts
 
     @property
     def change(self) -> float | None:
@@ -75,8 +84,9 @@ class SessionQuote:
     def last(self) -> Tick | None:
         return self.state.last
 
-    def take(self, tick: Tick) -> None:
-        """Take one tick; another symbol's (a late one after `reset()`) or a repeated one is ignored."""
+    def take(self, tick: Tick, at: float | None = None) -> None:
+        """Take one tick (arrived at local time `at`, if known); another symbol's (a late one
+        after `reset()`) or a repeated one is ignored."""
         with self._writing:
             state = self.state
             if tick.symbol != state.symbol:
@@ -84,12 +94,12 @@ class SessionQuote:
             last = state.last
             price = tick.price
             if last is None or state.high is None or state.low is None:
-                self.state = QuoteState(state.symbol, price, price, price, tick)
+                self.state = QuoteState(state.symbol, price, price, price, tick, at)
                 return
             if tick.epoch == last.epoch and tick.seq <= last.seq:
                 return
             high, low = max(state.high, price), min(state.low, price)
-            self.state = QuoteState(state.symbol, state.first_price, high, low, tick)
+            self.state = QuoteState(state.symbol, state.first_price, high, low, tick, at)
 
     def reset(self, symbol: str) -> None:
         """Start a new session, for `symbol`, with nothing seen yet."""

@@ -46,7 +46,7 @@ class ReferenceFeed:
 
     def _take(self, tick: Tick) -> None:
         """On the client's thread, for every tick."""
-        self.quote.take(tick)
+        self.quote.take(tick, at=self.client.clock.local())
         self.published.append(Published(tick.ts - self.client.clock.offset, tick.seq))
 
     def start(self) -> None:

@@ -63,8 +63,9 @@ class QuoteHeader(Static):
         width = self.size.width or self.app.size.width
         age = None
         state = self.state
-        if state is not None and state.last is not None and self.now is not None:
-            age = int(self.now - state.last.ts)
+        last_time = None if state is None else state.last_time
+        if last_time is not None and self.now is not None:
+            age = int(self.now - last_time)
             age = age if age >= STALE_AFTER else None
         key = (state, self.simulated, age, width)
         if key == self._shown:
@@ -92,7 +93,7 @@ def quote_line(state: QuoteState | None, simulated: bool | None, width: int, age
         ("  low ", "grey62"),
         fmt_price(state.low),
     )
-    clock = Text(datetime.fromtimestamp(last.ts, IST).strftime("%H:%M:%S IST"), "grey62")
+    clock = Text(datetime.fromtimestamp(state.last_time or last.ts, IST).strftime("%H:%M:%S IST"), "grey62")
     if age_s is not None:
         clock.append(f" ({age_s} s ago)", "yellow")
 

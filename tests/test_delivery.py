@@ -15,7 +15,7 @@ import httpx
 from httpx_sse import ServerSentEvent, aconnect_sse
 from websockets.asyncio.client import connect
 
-from tests.conftest import RunningServer, ServerFactory, prices, publish
+from tests.helpers import RunningServer, ServerFactory, prices, publish
 
 SYMBOL = "RELIANCE"
 WAIT = 30.0

@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import math
 import random
-import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -19,7 +18,7 @@ import httpx
 import pytest
 
 from server.schema import Tick
-from tests.conftest import RunningServer, ServerFactory, prices, publish, start_server
+from tests.helpers import RunningServer, ServerFactory, free_port, prices, publish, start_server, until
 from tui.modes import (
     MODES,
     Backoff,
@@ -40,14 +39,6 @@ FAST = Backoff(base=0.05, cap=0.2)
 PUSH_MODES = ["longpoll", "sse", "ws"]
 """Modes that get every tick: the server hands them all, not just the latest."""
 ALL_MODES = ["poll", *PUSH_MODES]
-
-
-async def until(condition: Callable[[], bool], step: float = 0.01) -> None:
-    """Sample a client's public state, as a pane does, until the condition holds (the story's timeout bounds it)."""
-    while True:
-        if condition():
-            return
-        await asyncio.sleep(step)
 
 
 @asynccontextmanager
@@ -80,14 +71,6 @@ async def server_stats(http: httpx.AsyncClient, server: RunningServer) -> dict[s
     response = await http.get(server.url + "/api/stats")
     stats: dict[str, Any] = response.json()
     return stats
-
-
-def free_port() -> int:
-    """A port nothing listens on (bound for a moment, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 # -- the registry ---------------------------------------------------------------------------------
@@ -279,11 +262,14 @@ async def test_stopping_a_pane_ends_it_at_once(server: RunningServer, mode: str,
             await server_sees_no_connection(http, server, mode)
 
 
-async def server_sees_no_connection(http: httpx.AsyncClient, server: RunningServer, mode: str) -> None:
-    while True:
-        if (await server_stats(http, server))["transports"][mode]["open_connections"] == 0:
-            return
-        await asyncio.sleep(0.02)
+async def server_sees_no_connection(
+    http: httpx.AsyncClient, server: RunningServer, mode: str, timeout: float = WAIT
+) -> None:
+    async def none_open() -> bool:
+        open_connections: int = (await server_stats(http, server))["transports"][mode]["open_connections"]
+        return open_connections == 0
+
+    await until(none_open, timeout=timeout, step=0.02)
 
 
 async def test_a_long_poll_pane_that_leaves_frees_its_server_slot(server: RunningServer) -> None:
@@ -292,8 +278,7 @@ async def test_a_long_poll_pane_that_leaves_frees_its_server_slot(server: Runnin
         async with running(client):
             await until(is_live(client))
             await until(lambda: client.stats.open_connections == 1)
-        async with asyncio.timeout(3.0):
-            await server_sees_no_connection(http, server, "longpoll")
+        await server_sees_no_connection(http, server, "longpoll", timeout=3.0)  # not its 25 s hold
 
 
 # -- stats and clock ----------------------------------------------------------------------------------

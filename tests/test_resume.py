@@ -19,7 +19,7 @@ import pytest
 from httpx_sse import EventSource, ServerSentEvent, aconnect_sse
 from websockets.asyncio.client import ClientConnection, connect
 
-from tests.conftest import RunningServer, ServerFactory, prices, publish, start_server
+from tests.helpers import RunningServer, ServerFactory, prices, publish, start_server
 
 SYMBOL = "RELIANCE"
 WAIT = 30.0

@@ -24,7 +24,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.conftest import RunningServer, ServerFactory, prices, publish
+from tests.helpers import RunningServer, ServerFactory, prices, publish, until
 
 WAIT = 30.0
 """Upper bound on any single wait, in seconds."""
@@ -77,14 +77,16 @@ class FastClient:
 
 async def caught_up(clients: list[FastClient], seq: int) -> None:
     """Until every fast client has read RELIANCE up to `seq`; a client that died fails the test."""
-    async with asyncio.timeout(WAIT):
-        while any(c.last_seq < seq for c in clients):
-            for client in clients:
-                assert client.task is not None
-                if client.task.done():
-                    client.task.result()
-                    raise AssertionError("a fast client's connection ended early")
-            await asyncio.sleep(0.005)
+
+    def all_read() -> bool:
+        for client in clients:
+            assert client.task is not None
+            if client.task.done():
+                client.task.result()
+                raise AssertionError("a fast client's connection ended early")
+        return all(c.last_seq >= seq for c in clients)
+
+    await until(all_read, timeout=WAIT, step=0.005)
 
 
 async def ws_stats(client: httpx.AsyncClient, server: RunningServer) -> dict[str, int]:
@@ -177,13 +179,13 @@ async def test_a_stalled_websocket_reader_is_evicted_without_delaying_fifty_othe
                 slow_reader = asyncio.create_task(drain_until_closed(slow))
 
         if slow_reader is None:
+
+            async def evicted() -> bool:
+                return (await ws_stats(http, server))["evicted"] >= 1
+
             try:
-                async with asyncio.timeout(WAIT):
-                    while True:
-                        if (await ws_stats(http, server))["evicted"] >= 1:
-                            break
-                        await asyncio.sleep(0.05)
-            except TimeoutError:
+                await until(evicted, timeout=WAIT, step=0.05)
+            except AssertionError:
                 pytest.fail(f"the slow client was never evicted: {flooded} TCS ticks did not stall its socket")
             slow_reader = asyncio.create_task(drain_until_closed(slow))
         print(f"slow client evicted after round {evicted_at_round}, {flooded} TCS ticks published")

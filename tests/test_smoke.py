@@ -8,7 +8,7 @@ import httpx
 import websockets
 from httpx_sse import aconnect_sse
 
-from tests.conftest import RunningServer, prices, publish
+from tests.helpers import RunningServer, prices, publish
 
 
 async def test_published_tick_is_the_latest_price(server: RunningServer) -> None:

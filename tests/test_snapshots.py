@@ -15,7 +15,7 @@ import httpx
 import pytest
 from textual.pilot import Pilot
 
-from tests.conftest import TOKEN, RunningServer, start_server
+from tests.helpers import TOKEN, RunningServer, start_server
 from tui.app import PushPullApp
 from tui.modes import Backoff, ConnectionState, ServerClock
 

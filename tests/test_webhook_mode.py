@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import httpx
 from standardwebhooks import Webhook
 
-from tests.conftest import RunningServer, prices, publish
+from tests.helpers import RunningServer, prices, publish, until
 from tui.modes import Backoff, ConnectionState, WebhookClient
 
 WAIT = 30.0
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    """Sample until the condition holds (the story's timeout bounds it)."""
-    while True:
-        if condition():
-            return
-        await asyncio.sleep(0.02)
 
 
 @asynccontextmanager

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from standardwebhooks import Webhook
 
-from tests.conftest import RunningServer, ServerFactory, prices, publish
+from tests.helpers import RunningServer, ServerFactory, prices, publish, until
 
 WAIT = 30.0
 Reply = tuple[int, dict[str, str]]
@@ -76,14 +76,6 @@ def verified_seqs(receiver: Receiver, secret: str) -> list[int]:
         assert payload["type"] == "tick"
         seqs.append(payload["data"]["seq"])
     return seqs
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    """Sample until the condition holds (each story's timeout bounds it)."""
-    while True:
-        if condition():
-            return
-        await asyncio.sleep(0.02)
 
 
 async def test_a_receiver_gets_100_ticks_in_order_each_verifying(server: RunningServer) -> None:

@@ -554,8 +554,14 @@ async def test_past_max_connections_new_streams_get_503_until_a_slot_frees(
 async def test_the_watching_stream_saw_every_good_tick_once_in_order(
     watcher: Watcher, client: httpx.AsyncClient
 ) -> None:
-    """Through all of the above, the RELIANCE subscriber got exactly the published ticks: no gap,
-    no loss, no duplicate, nothing that was refused."""
+    """Through whatever of the above ran before, and a refused batch of its own between good ticks,
+    the RELIANCE subscriber got exactly the published ticks: no gap, no loss, no duplicate, nothing
+    that was refused."""
+    await watcher.publish(client, count=5)
+    good_then_bad = f'{{"ticks":[{{"symbol":"{SYMBOL}","price":1000}},{{"symbol":"{SYMBOL}","price":-1}}]}}'
+    refused = await post_raw(watcher.server, good_then_bad)
+    watcher.record_if_stored(refused)
+    assert_error(refused, 422)
     await watcher.publish(client, count=5)
     assert watcher.task is not None and not watcher.task.done()
     kinds = [kind for kind, _ in watcher.received]

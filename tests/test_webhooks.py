@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 import pytest
@@ -109,28 +110,53 @@ async def test_failed_attempts_are_retried_and_every_tick_still_arrives_in_order
 
 
 async def test_retry_after_is_waited_for(server: RunningServer) -> None:
-    slow_down = Receiver(answer=lambda attempt: (503, {"retry-after": "1"}) if attempt == 1 else (200, {}))
-    async with asyncio.timeout(WAIT), httpx.AsyncClient() as http, receiving(slow_down) as receiver:
-        await register(http, server, receiver.url, ["RELIANCE"])
+    """A receiver that answers 503 with `retry-after: 30` is not asked again while a neighbour on the
+    same tick fails twice and is retried twice on the backoff alone (0.25-0.5 s, then 0.5-1 s): a
+    server that ignored `retry-after` would have retried within the first of those."""
+    slow_down = Receiver(answer=lambda attempt: (503, {"retry-after": "30"}))
+    neighbour = Receiver(answer=lambda attempt: (500, {}) if attempt <= 2 else (200, {}))
+    async with (
+        asyncio.timeout(WAIT),
+        httpx.AsyncClient() as http,
+        receiving(slow_down) as receiver,
+        receiving(neighbour) as witness,
+    ):
+        created = await register(http, server, receiver.url, ["RELIANCE"])
+        await register(http, server, witness.url, ["RELIANCE"])
         await publish(http, server, "RELIANCE", prices(1))
-        await until(lambda: len(receiver.requests) >= 2)
-        first, second = receiver.requests[0][0], receiver.requests[1][0]
-        assert second - first >= 0.95  # the receiver asked for a second; the backoff alone is far shorter
+        await until(lambda: len(witness.requests) >= 3)  # two backoffs have passed, on the server's clock
+        assert len(receiver.requests) == 1
+        url = server.url + f"/api/webhooks/{created['id']}"
+        state = (await http.get(url)).json()
+        assert (state["last_status"], state["pending"], state["delivered"]) == (503, 1, 0), state  # held, not lost
+        assert (await http.delete(url)).status_code == 204
 
 
 async def test_410_disables_the_endpoint_at_once(server: RunningServer) -> None:
+    """After a 410 the endpoint gets nothing more: not the rest of its queue, not later ticks, which
+    a witness endpoint registered on the same symbol afterwards does receive."""
     gone = Receiver(answer=lambda attempt: (410, {}))
-    async with asyncio.timeout(WAIT), httpx.AsyncClient() as http, receiving(gone) as receiver:
+    async with (
+        asyncio.timeout(WAIT),
+        httpx.AsyncClient() as http,
+        receiving(gone) as receiver,
+        receiving(Receiver()) as witness,
+    ):
         created = await register(http, server, receiver.url, ["RELIANCE"])
         await publish(http, server, "RELIANCE", prices(3))
         url = server.url + f"/api/webhooks/{created['id']}"
-        await until(lambda: len(receiver.requests) >= 1)
-        state = {}
-        while state.get("state") != "disabled":
+        state: dict[str, Any] = {}
+
+        async def disabled() -> bool:
+            nonlocal state
             state = (await http.get(url)).json()
-        assert "410" in state["disabled_reason"]
-        await publish(http, server, "RELIANCE", prices(3))
-        await asyncio.sleep(0.3)
+            return bool(state["state"] == "disabled")
+
+        await until(disabled)
+        assert "410" in state["disabled_reason"] and state["pending"] == 0
+        await register(http, server, witness.url, ["RELIANCE"])
+        later = await publish(http, server, "RELIANCE", prices(3, start=2000.0))
+        await until(lambda: len(witness.requests) >= len(later))  # the server has handed these ticks out
         assert len(receiver.requests) == 1
         assert (await http.delete(url)).status_code == 204
         assert (await http.get(url)).status_code == 404
@@ -206,9 +232,13 @@ async def test_an_endpoint_failing_for_too_long_is_disabled_and_says_so(server_f
         await publish(http, server, "RELIANCE", prices(2))
         url = server.url + f"/api/webhooks/{created['id']}"
         state: dict[str, object] = {}
-        while state.get("state") != "disabled":
-            await asyncio.sleep(0.1)
+
+        async def disabled() -> bool:
+            nonlocal state
             state = (await http.get(url)).json()
+            return state["state"] == "disabled"
+
+        await until(disabled, step=0.1)
         assert "failing for over 1 s" in str(state["disabled_reason"])
         assert state["delivered"] == 0 and int(str(state["failed_attempts"])) >= 2
 

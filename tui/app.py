@@ -92,6 +92,7 @@ class PushPullApp(App[None]):
         clock: ServerClock | None = None,
         backoff: Backoff | None = None,
         seed: int | None = None,
+        server_name: str | None = None,
     ) -> None:
         super().__init__()
         self.server_url = server_url.rstrip("/")
@@ -109,8 +110,9 @@ class PushPullApp(App[None]):
         self.symbols: list[str] = [symbol]
         self.paused = False
         self._pane_ids = 0
-        # Held, not queried: queries look at the active screen, and help may be on top.
-        self.server_bar = ServerBar(self.server_url, symbol=symbol, embedded=embedded, id="server-bar")
+        # Held, not queried: queries look at the active screen, and help may be on top. It shows
+        # `server_name` instead of the URL if given: a picture that must not show the port (tests).
+        self.server_bar = ServerBar(server_name or self.server_url, symbol=symbol, embedded=embedded, id="server-bar")
         self.pane_box = Horizontal(id="panes")
         self.comparison = Comparison(id="comparison")
 

@@ -1,4 +1,10 @@
-"""Real servers for the tests: `pushpull-server` processes on 127.0.0.1 and a free port each."""
+"""Real servers for the tests: `pushpull-server` processes on 127.0.0.1 and a free port each.
+
+A server start costs about half a second, more than most stories. So a module shares one quiet
+server (`shared_server`) for the stories that do not need a fresh one: those that only read, and
+those that publish on a symbol of their own (`own_symbol`), whose history no other story touched.
+Stories that need fresh state (seq numbers on screen, a restart, particular flags) start their own.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,9 @@ from collections.abc import Iterator
 import pytest
 
 from tests.helpers import TOKEN, RunningServer, ServerFactory, start_server
+
+SPARE_SYMBOLS = tuple(f"OWN{n}" for n in range(1, 41))
+"""Symbols the shared server publishes besides the usual six, one per story that wants its own."""
 
 
 @pytest.fixture
@@ -28,3 +37,32 @@ def server_factory() -> Iterator[ServerFactory]:
 def server(server_factory: ServerFactory) -> RunningServer:
     """A fresh quiet server: no simulator, publishing by token, short heartbeats."""
     return server_factory("--no-feed", "--heartbeat", "0.5")
+
+
+@pytest.fixture(scope="module")
+def shared_server() -> Iterator[RunningServer]:
+    """One quiet server for the module, with the usual six symbols and spare ones (see `own_symbol`).
+
+    It must end as cleanly as it started: no story may have made it log a traceback.
+    """
+    symbols = ",".join(("RELIANCE", "TCS", "INFY", "HDFCBANK", "ICICIBANK", "SBIN", *SPARE_SYMBOLS))
+    server = start_server("--no-feed", "--heartbeat", "0.5", "--symbols", symbols)
+    try:
+        yield server
+    finally:
+        code, output = server.stop()
+    assert code == 0, output
+    assert "Traceback" not in output, output
+
+
+@pytest.fixture(scope="module")
+def spare_symbols() -> Iterator[str]:
+    return iter(SPARE_SYMBOLS)
+
+
+@pytest.fixture
+def own_symbol(shared_server: RunningServer, spare_symbols: Iterator[str]) -> str:
+    """A symbol of the shared server that no other story has used: its history is its opening tick (seq 1)."""
+    symbol = next(spare_symbols, None)
+    assert symbol is not None, "more stories than spare symbols: add some to SPARE_SYMBOLS"
+    return symbol

@@ -48,10 +48,12 @@ def shows(pane: Pane, text: str) -> bool:
     return text in pane_text(pane)
 
 
-@pytest.fixture
-def fed_server(server_factory: ServerFactory) -> RunningServer:
-    """A server with a lively simulated feed, so every mode has something to show quickly."""
-    return server_factory("--tick-rate", "20", "--seed", "3", "--symbols", "RELIANCE,TCS", "--heartbeat", "1")
+@pytest.fixture(scope="module")
+def fed_server() -> Iterator[RunningServer]:
+    """A server with a lively simulated feed, so every mode has something to show quickly (the
+    module's stories only read from it, so they share it)."""
+    with start_server("--tick-rate", "20", "--seed", "3", "--symbols", "RELIANCE,TCS", "--heartbeat", "1") as server:
+        yield server
 
 
 async def test_every_mode_pane_receives_ticks_and_its_counters_move(fed_server: RunningServer) -> None:
@@ -242,9 +244,9 @@ def test_bad_flags_are_one_line_and_exit_2(args: list[str]) -> None:
     assert "Traceback" not in done.stderr
 
 
-def test_a_symbol_the_server_does_not_publish_is_one_line_and_exit_2(server: RunningServer) -> None:
+def test_a_symbol_the_server_does_not_publish_is_one_line_and_exit_2(fed_server: RunningServer) -> None:
     """Bundled or given server: an unknown --symbol is refused up front, naming the ones there are."""
-    for args in (["--symbol", "nope"], ["--server", server.url, "--symbol", "NOPE"]):
+    for args in (["--symbol", "nope"], ["--server", fed_server.url, "--symbol", "NOPE"]):
         done = run_tui(*args)
         assert done.returncode == 2, done.stderr
         lines = done.stderr.strip().splitlines()

@@ -18,7 +18,7 @@ import pytest
 import websockets
 from httpx_sse import aconnect_sse
 
-from tests.helpers import TOKEN, RunningServer, ServerFactory, clean_env, publish, until
+from tests.helpers import TOKEN, RunningServer, ServerFactory, clean_env, publish, start_server, until
 
 ORIGIN = "https://charts.example"
 
@@ -32,6 +32,9 @@ sock.bind(("127.0.0.1", 0))
 print(f"listening on http://127.0.0.1:{{sock.getsockname()[1]}}", flush=True)
 uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
 """
+DOOR_FLAGS = ("--no-feed", "--symbols", "RELIANCE,TCS", "--cors", ORIGIN)
+
+# Both servers are shared by the module: every story here reasons from the ticks it publishes.
 
 
 def assert_stops_cleanly(server: RunningServer, signalled: bool = False) -> None:
@@ -40,7 +43,7 @@ def assert_stops_cleanly(server: RunningServer, signalled: bool = False) -> None
     assert code == (-signal.SIGTERM if signalled else 0) and "Traceback" not in output, output
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def plain_app() -> Iterator[RunningServer]:
     """`create_app()` under plain uvicorn, with no front door: FastAPI routes everything."""
     code = PLAIN_APP.format(token=TOKEN, origin=ORIGIN)
@@ -49,10 +52,12 @@ def plain_app() -> Iterator[RunningServer]:
     assert_stops_cleanly(server, signalled=True)
 
 
-@pytest.fixture
-def door(server_factory: ServerFactory) -> RunningServer:
+@pytest.fixture(scope="module")
+def door() -> Iterator[RunningServer]:
     """`pushpull-server` itself: the front door serves the hot endpoints."""
-    return server_factory("--no-feed", "--symbols", "RELIANCE,TCS", "--cors", ORIGIN)
+    server = start_server(*DOOR_FLAGS)
+    yield server
+    assert_stops_cleanly(server)
 
 
 @pytest.fixture(params=["front door", "fastapi"])
@@ -172,9 +177,12 @@ async def until_open(server: RunningServer, count: int) -> None:
         await until(open_now, timeout=10, step=0.02)
 
 
-async def test_a_client_that_pipelines_behind_a_stream_and_leaves_disturbs_nothing(door: RunningServer) -> None:
+async def test_a_client_that_pipelines_behind_a_stream_and_leaves_disturbs_nothing(
+    server_factory: ServerFactory,
+) -> None:
     """uvicorn marks only a connection's newest request as disconnected: a stream with a request
     pipelined behind it must still notice its socket is gone, and not break fan-out or publishing."""
+    door = server_factory(*DOOR_FLAGS)  # its own: it counts every open stream, and must exit cleanly
     host, port = door.url.removeprefix("http://").split(":")
     for opened, first in enumerate(("/api/stream/RELIANCE", "/api/longpoll/RELIANCE?after=1&timeout=30"), 1):
         _, writer = await asyncio.open_connection(host, int(port))

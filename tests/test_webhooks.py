@@ -94,13 +94,13 @@ async def test_a_receiver_gets_100_ticks_in_order_each_verifying(server: Running
 
 
 async def test_failed_attempts_are_retried_and_every_tick_still_arrives_in_order_once(
-    server_factory: ServerFactory,
+    shared_server: RunningServer, own_symbol: str
 ) -> None:
-    server = server_factory("--no-feed")
+    server = shared_server
     failing = Receiver(answer=lambda attempt: (500, {}) if attempt <= 3 else (200, {}))
     async with asyncio.timeout(WAIT), httpx.AsyncClient() as http, receiving(failing) as receiver:
-        created = await register(http, server, receiver.url, ["TCS"])
-        await publish(http, server, "TCS", prices(5))
+        created = await register(http, server, receiver.url, [own_symbol])
+        await publish(http, server, own_symbol, prices(5))
         await until(lambda: len(receiver.requests) >= 8)
         seqs = verified_seqs(receiver, created["secret"])
         assert seqs[:4] == [2, 2, 2, 2]  # three 500s, then the same tick again
@@ -109,10 +109,11 @@ async def test_failed_attempts_are_retried_and_every_tick_still_arrives_in_order
         assert state["failed_attempts"] == 3 and state["delivered"] == 5
 
 
-async def test_retry_after_is_waited_for(server: RunningServer) -> None:
+async def test_retry_after_is_waited_for(shared_server: RunningServer, own_symbol: str) -> None:
     """A receiver that answers 503 with `retry-after: 30` is not asked again while a neighbour on the
     same tick fails twice and is retried twice on the backoff alone (0.25-0.5 s, then 0.5-1 s): a
     server that ignored `retry-after` would have retried within the first of those."""
+    server = shared_server
     slow_down = Receiver(answer=lambda attempt: (503, {"retry-after": "30"}))
     neighbour = Receiver(answer=lambda attempt: (500, {}) if attempt <= 2 else (200, {}))
     async with (
@@ -121,9 +122,9 @@ async def test_retry_after_is_waited_for(server: RunningServer) -> None:
         receiving(slow_down) as receiver,
         receiving(neighbour) as witness,
     ):
-        created = await register(http, server, receiver.url, ["RELIANCE"])
-        await register(http, server, witness.url, ["RELIANCE"])
-        await publish(http, server, "RELIANCE", prices(1))
+        created = await register(http, server, receiver.url, [own_symbol])
+        await register(http, server, witness.url, [own_symbol])
+        await publish(http, server, own_symbol, prices(1))
         await until(lambda: len(witness.requests) >= 3)  # two backoffs have passed, on the server's clock
         assert len(receiver.requests) == 1
         url = server.url + f"/api/webhooks/{created['id']}"
@@ -132,9 +133,10 @@ async def test_retry_after_is_waited_for(server: RunningServer) -> None:
         assert (await http.delete(url)).status_code == 204
 
 
-async def test_410_disables_the_endpoint_at_once(server: RunningServer) -> None:
+async def test_410_disables_the_endpoint_at_once(shared_server: RunningServer, own_symbol: str) -> None:
     """After a 410 the endpoint gets nothing more: not the rest of its queue, not later ticks, which
     a witness endpoint registered on the same symbol afterwards does receive."""
+    server = shared_server
     gone = Receiver(answer=lambda attempt: (410, {}))
     async with (
         asyncio.timeout(WAIT),
@@ -142,8 +144,8 @@ async def test_410_disables_the_endpoint_at_once(server: RunningServer) -> None:
         receiving(gone) as receiver,
         receiving(Receiver()) as witness,
     ):
-        created = await register(http, server, receiver.url, ["RELIANCE"])
-        await publish(http, server, "RELIANCE", prices(3))
+        created = await register(http, server, receiver.url, [own_symbol])
+        await publish(http, server, own_symbol, prices(3))
         url = server.url + f"/api/webhooks/{created['id']}"
         state: dict[str, Any] = {}
 
@@ -154,8 +156,8 @@ async def test_410_disables_the_endpoint_at_once(server: RunningServer) -> None:
 
         await until(disabled)
         assert "410" in state["disabled_reason"] and state["pending"] == 0
-        await register(http, server, witness.url, ["RELIANCE"])
-        later = await publish(http, server, "RELIANCE", prices(3, start=2000.0))
+        await register(http, server, witness.url, [own_symbol])
+        later = await publish(http, server, own_symbol, prices(3, start=2000.0))
         await until(lambda: len(witness.requests) >= len(later))  # the server has handed these ticks out
         assert len(receiver.requests) == 1
         assert (await http.delete(url)).status_code == 204
@@ -177,7 +179,8 @@ async def test_410_disables_the_endpoint_at_once(server: RunningServer) -> None:
         "not a url",
     ],
 )
-async def test_registration_outside_the_allow_list_is_refused(server: RunningServer, url: str) -> None:
+async def test_registration_outside_the_allow_list_is_refused(shared_server: RunningServer, url: str) -> None:
+    server = shared_server
     async with httpx.AsyncClient() as http:
         response = await http.post(server.url + "/api/webhooks", json={"url": url, "symbols": ["RELIANCE"]})
     assert response.status_code == 422, response.text
@@ -185,10 +188,11 @@ async def test_registration_outside_the_allow_list_is_refused(server: RunningSer
 
 
 async def test_a_name_resolving_outside_the_allow_list_is_refused_and_loopback_names_are_allowed(
-    server: RunningServer,
+    shared_server: RunningServer,
 ) -> None:
     """Checked after resolution: `localhost` is loopback (allowed); `167772161` and `0x0a000001`
     are names that resolve to 10.0.0.1 without looking like an address (refused)."""
+    server = shared_server
     async with httpx.AsyncClient() as http:
         ok = await http.post(
             server.url + "/api/webhooks", json={"url": "http://localhost:9/hook", "symbols": ["RELIANCE"]}
@@ -200,9 +204,11 @@ async def test_a_name_resolving_outside_the_allow_list_is_refused_and_loopback_n
             )
             assert refused.status_code == 422, name
             assert "10.0.0.1" in refused.json()["detail"]
+        assert (await http.delete(server.url + f"/api/webhooks/{ok.json()['id']}")).status_code == 204
 
 
-async def test_bad_registrations(server: RunningServer) -> None:
+async def test_bad_registrations(shared_server: RunningServer) -> None:
+    server = shared_server
     async with httpx.AsyncClient() as http:
         url = server.url + "/api/webhooks"
         assert (await http.post(url, json={"url": "http://127.0.0.1:9/", "symbols": ["NOPE"]})).status_code == 404

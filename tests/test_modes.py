@@ -289,6 +289,7 @@ async def test_a_long_poll_pane_that_leaves_frees_its_server_slot(shared_server:
         async with running(client):
             await until(is_live(client))
             await until(lambda: client.stats.open_connections == 1)
+        assert client.state is ConnectionState.STOPPED and client.stats.open_connections == 0
         await server_sees_no_connection(http, server, "longpoll", timeout=3.0)  # not its 25 s hold
 
 

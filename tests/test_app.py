@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import os
 import pty
 import select
@@ -11,16 +10,25 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, suppress
+from functools import partial
 
 import httpx
 import pytest
-from rich.console import Console
 from textual.pilot import Pilot
-from textual.widgets import Static
 
-from tests.conftest import RunningServer, ServerFactory, prices, publish, start_server
+from tests.helpers import (
+    RunningServer,
+    ServerFactory,
+    free_port,
+    pane_text,
+    prices,
+    publish,
+    start_server,
+    until,
+    until_sync,
+)
 from tui.app import PushPullApp
 from tui.modes import Backoff, ConnectionState
 from tui.widgets import HelpScreen, Pane
@@ -30,34 +38,22 @@ SIZE = (160, 45)
 FAST = Backoff(base=0.05, cap=0.3, unreachable_after=3)
 
 
-async def until(condition: Callable[[], bool], pilot: Pilot[None] | None = None) -> None:
-    """Wait (bounded by the test's timeout) until the condition holds, letting the app run."""
-    while not condition():
-        if pilot is not None:
-            await pilot.pause(0.02)
-        else:
-            await asyncio.sleep(0.02)
-
-
 @asynccontextmanager
 async def running_app(app: PushPullApp) -> AsyncIterator[Pilot[None]]:
     async with asyncio.timeout(WAIT), app.run_test(size=SIZE, notifications=True) as pilot:
         yield pilot
 
 
-def pane_text(pane: Pane) -> str:
-    """What the pane shows, as plain text with single spaces (title, explanation and counters)."""
-    console = Console(file=io.StringIO(), width=60, color_system=None)
-    for part in ("#title", "#explain", "#counters"):
-        console.print(pane.query_one(part, Static).content)
-    output = console.file.getvalue()  # type: ignore[attr-defined]
-    return "\n".join(" ".join(line.split()) for line in output.splitlines())
+def shows(pane: Pane, text: str) -> bool:
+    return text in pane_text(pane)
 
 
-@pytest.fixture
-def fed_server(server_factory: ServerFactory) -> RunningServer:
-    """A server with a lively simulated feed, so every mode has something to show quickly."""
-    return server_factory("--tick-rate", "20", "--seed", "3", "--symbols", "RELIANCE,TCS", "--heartbeat", "1")
+@pytest.fixture(scope="module")
+def fed_server() -> Iterator[RunningServer]:
+    """A server with a lively simulated feed, so every mode has something to show quickly (the
+    module's stories only read from it, so they share it)."""
+    with start_server("--tick-rate", "20", "--seed", "3", "--symbols", "RELIANCE,TCS", "--heartbeat", "1") as server:
+        yield server
 
 
 async def test_every_mode_pane_receives_ticks_and_its_counters_move(fed_server: RunningServer) -> None:
@@ -66,13 +62,15 @@ async def test_every_mode_pane_receives_ticks_and_its_counters_move(fed_server: 
         panes = app.panes
         assert [p.mode for p in panes] == ["poll", "longpoll", "sse", "ws"]
         # Delays count from a second after start-up (the app's own first renders are not a delay).
-        await until(lambda: all(p.client.stats.updates >= 3 and p.client.stats.last_delay_ms for p in panes), pilot)
+        await until(
+            lambda: all(p.client.stats.updates >= 3 and p.client.stats.last_delay_ms for p in panes), pilot=pilot
+        )
         for pane in panes:
             assert pane.client.state is ConnectionState.LIVE
         await pilot.press("p")  # pause, so the counters hold still while we read them
         for pane in panes:
             stats = pane.client.stats
-            await until(lambda pane=pane: "paused" in pane_text(pane), pilot)  # repainted since
+            await until(partial(shows, pane, "paused"), pilot=pilot)  # repainted since
             shown = pane_text(pane)
             assert f"updates {stats.updates}" in shown
             assert f"requests {stats.requests}" in shown
@@ -80,8 +78,8 @@ async def test_every_mode_pane_receives_ticks_and_its_counters_move(fed_server: 
         assert panes[0].client.stats.requests >= 3
         assert panes[2].client.stats.requests == 1
         assert panes[3].client.stats.requests == 1
-        bar = app.query_one("#server-bar")
-        await until(lambda: bar.stats is not None, pilot)  # type: ignore[attr-defined]
+        bar = app.server_bar
+        await until(lambda: bar.stats is not None, pilot=pilot)
         assert "broker memory" in str(bar.render())
 
 
@@ -113,7 +111,7 @@ async def test_m_and_shift_m_cycle_the_focused_panes_mode(fed_server: RunningSer
         assert second.mode == "webhook"
         await pilot.press("M")
         assert [p.mode for p in app.panes] == ["poll", "ws", "sse", "ws"]
-        await until(lambda: second.client.stats.updates >= 1, pilot)  # the new client runs
+        await until(lambda: second.client.stats.updates >= 1, pilot=pilot)  # the new client runs
 
 
 async def test_number_keys_set_the_focused_panes_mode(fed_server: RunningServer) -> None:
@@ -125,7 +123,7 @@ async def test_number_keys_set_the_focused_panes_mode(fed_server: RunningServer)
             assert first.mode == mode
         await pilot.press("5")
         assert first.mode == "webhook"
-        await until(lambda: first.client.state is ConnectionState.LIVE, pilot)  # registered its receiver
+        await until(lambda: first.client.state is ConnectionState.LIVE, pilot=pilot)  # registered its receiver
 
 
 async def test_q_quits(fed_server: RunningServer) -> None:
@@ -141,22 +139,22 @@ async def test_other_keys_interval_symbol_reset_pause_add_remove_help(fed_server
     app = PushPullApp(fed_server.url, poll_interval=1.0)
     async with running_app(app) as pilot:
         panes = app.panes
-        await until(lambda: all(p.client.stats.updates >= 2 for p in panes), pilot)
+        await until(lambda: all(p.client.stats.updates >= 2 for p in panes), pilot=pilot)
 
         await pilot.press("minus")
         assert app.poll_interval == 0.5 and panes[0].client.poll_interval == 0.5
         await pilot.press("plus", "plus")
         assert app.poll_interval == 2.0
-        await until(lambda: "asks every 2 s" in pane_text(panes[0]), pilot)
+        await until(lambda: "asks every 2 s" in pane_text(panes[0]), pilot=pilot)
 
-        await until(lambda: app.symbols == ["RELIANCE", "TCS"], pilot)
+        await until(lambda: app.symbols == ["RELIANCE", "TCS"], pilot=pilot)
         await pilot.press("s")
         assert all(p.symbol == "TCS" and p.client.symbol == "TCS" for p in app.panes)
-        await until(lambda: all(p.client.last_tick is not None for p in app.panes), pilot)
+        await until(lambda: all(p.client.last_tick is not None for p in app.panes), pilot=pilot)
         assert all(p.client.last_tick and p.client.last_tick.symbol == "TCS" for p in app.panes)
 
         sse = app.panes[2].client.stats
-        await until(lambda: sse.updates >= 10, pilot)
+        await until(lambda: sse.updates >= 10, pilot=pilot)
         before = sse.updates
         await pilot.press("r")
         assert sse.requests == 0  # its one connection was counted before the reset
@@ -165,7 +163,7 @@ async def test_other_keys_interval_symbol_reset_pause_add_remove_help(fed_server
 
         await pilot.press("p")
         assert all(p.paused for p in app.panes)
-        await until(lambda: "paused" in pane_text(app.panes[2]), pilot)
+        await until(lambda: "paused" in pane_text(app.panes[2]), pilot=pilot)
         await pilot.press("p")
         assert not any(p.paused for p in app.panes)
 
@@ -181,16 +179,16 @@ async def test_other_keys_interval_symbol_reset_pause_add_remove_help(fed_server
 
 
 async def test_an_unreachable_server_shows_in_the_panes_and_the_app_stays_usable() -> None:
-    with socket_nobody_listens_on() as url:
-        app = PushPullApp(url, backoff=FAST, stats_interval=0.2, seed=1)
-        async with running_app(app) as pilot:
-            await until(lambda: all(p.client.state is ConnectionState.UNREACHABLE for p in app.panes), pilot)
-            for pane in app.panes:
-                await until(lambda pane=pane: "unreachable" in pane_text(pane), pilot)
-                assert "connection refused" in pane_text(pane)
-            await until(lambda: "unreachable" in str(app.query_one("#server-bar").render()), pilot)
-            await pilot.press("m")  # still usable
-            assert app.panes[0].mode == "longpoll"
+    url = f"http://127.0.0.1:{free_port()}"  # nobody listens: connecting is refused
+    app = PushPullApp(url, backoff=FAST, stats_interval=0.2, seed=1)
+    async with running_app(app) as pilot:
+        await until(lambda: all(p.client.state is ConnectionState.UNREACHABLE for p in app.panes), pilot=pilot)
+        for pane in app.panes:
+            await until(partial(shows, pane, "unreachable"), pilot=pilot)
+            assert "connection refused" in pane_text(pane)
+        await until(lambda: "unreachable" in str(app.server_bar.render()), pilot=pilot)
+        await pilot.press("m")  # still usable
+        assert app.panes[0].mode == "longpoll"
 
 
 async def test_a_server_restart_shows_reconnecting_then_live_with_the_gap_shown(
@@ -203,38 +201,23 @@ async def test_a_server_restart_shows_reconnecting_then_live_with_the_gap_shown(
         panes = app.panes
         async with httpx.AsyncClient() as http:
             await publish(http, server, "RELIANCE", prices(3))
-        await until(lambda: all(p.client.last_tick and p.client.last_tick.seq == 4 for p in panes), pilot)
+        await until(lambda: all(p.client.last_tick and p.client.last_tick.seq == 4 for p in panes), pilot=pilot)
 
         server.stop()
-        await until(lambda: all(p.client.state is ConnectionState.RECONNECTING for p in panes[1:]), pilot)
-        await until(lambda: all("reconnecting" in pane_text(p) for p in panes[1:]), pilot)
+        await until(lambda: all(p.client.state is ConnectionState.RECONNECTING for p in panes[1:]), pilot=pilot)
+        await until(lambda: all("reconnecting" in pane_text(p) for p in panes[1:]), pilot=pilot)
 
         restarted = start_server("--no-feed", "--heartbeat", "0.5", port=port)
         try:
-            await until(lambda: all(p.client.state is ConnectionState.LIVE for p in panes), pilot)
-            await until(lambda: all(p.client.stats.gaps >= 1 for p in panes), pilot)
+            await until(lambda: all(p.client.state is ConnectionState.LIVE for p in panes), pilot=pilot)
+            await until(lambda: all(p.client.stats.gaps >= 1 for p in panes), pilot=pilot)
             for pane in panes:
                 assert pane.client.last_tick is not None and pane.client.last_tick.seq == 1  # the new history
-                await until(lambda pane=pane: "● live" in pane_text(pane), pilot)
+                await until(partial(shows, pane, "● live"), pilot=pilot)
             for pane in panes[1:]:
                 assert pane.client.stats.reconnects >= 1
         finally:
             restarted.stop()
-
-
-class socket_nobody_listens_on:
-    """A loopback URL whose port was just free: connecting is refused."""
-
-    def __enter__(self) -> str:
-        import socket
-
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        return f"http://127.0.0.1:{port}"
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 # -- the command itself ----------------------------------------------------------------------------
@@ -263,9 +246,9 @@ def test_bad_flags_are_one_line_and_exit_2(args: list[str]) -> None:
     assert "Traceback" not in done.stderr
 
 
-def test_a_symbol_the_server_does_not_publish_is_one_line_and_exit_2(server: RunningServer) -> None:
+def test_a_symbol_the_server_does_not_publish_is_one_line_and_exit_2(fed_server: RunningServer) -> None:
     """Bundled or given server: an unknown --symbol is refused up front, naming the ones there are."""
-    for args in (["--symbol", "nope"], ["--server", server.url, "--symbol", "NOPE"]):
+    for args in (["--symbol", "nope"], ["--server", fed_server.url, "--symbol", "NOPE"]):
         done = run_tui(*args)
         assert done.returncode == 2, done.stderr
         lines = done.stderr.strip().splitlines()
@@ -323,16 +306,17 @@ def test_q_quits_the_real_app_and_leaves_no_server_behind(terminal: tuple[int, i
             screen += read_until(ours, b"\x00never", 0.2)  # keep draining: a full terminal would block it
         assert app.poll() == 0, "q did not end the app"
         screen += read_until(ours, b"Traceback", 0.5)
-        for pid in children:
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and os.path.exists(f"/proc/{pid}") and not is_zombie(int(pid)):
-                time.sleep(0.1)
-            assert not os.path.exists(f"/proc/{pid}") or is_zombie(int(pid)), f"server {pid} outlived the app"
+        for pid in map(int, children):
+            until_sync(partial(has_ended, pid), timeout=10, what=f"server {pid} outlived the app")
         assert b"Traceback" not in screen
     finally:
         if app.poll() is None:
             os.killpg(app.pid, signal.SIGTERM)
             app.wait(10)
+
+
+def has_ended(pid: int) -> bool:
+    return not os.path.exists(f"/proc/{pid}") or is_zombie(pid)
 
 
 def is_zombie(pid: int) -> bool:

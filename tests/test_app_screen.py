@@ -5,29 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import Callable
 
 import httpx
 import pytest
 from rich.console import Console
-from textual.pilot import Pilot
 from textual.widgets import Static
 
-from tests.conftest import RunningServer, ServerFactory, prices, publish
+from tests.helpers import RunningServer, ServerFactory, prices, publish, until
 from tui.app import POLL_INTERVALS, PushPullApp, next_poll_interval
 from tui.modes import ConnectionState
 from tui.widgets import Comparison, KeyBar, Pane, PaneDetail, PaneDetailScreen, QuoteHeader
 
 SIZES = [(80, 24), (100, 30), (120, 35), (160, 45), (200, 55)]
 WAIT = 30.0
-
-
-async def until(pilot: Pilot[None], condition: Callable[[], bool], timeout: float = WAIT) -> None:
-    async with asyncio.timeout(timeout):
-        while True:
-            if condition():
-                return
-            await pilot.pause(0.02)
 
 
 def text_of(widget: Static) -> str:
@@ -53,7 +43,7 @@ async def test_every_pane_the_comparison_and_the_keys_are_on_screen(
 ) -> None:
     app = PushPullApp(server.url, modes=modes, stats_interval=None)
     async with asyncio.timeout(WAIT), app.run_test(size=size) as pilot:
-        await until(pilot, lambda: all(p.client.state is ConnectionState.LIVE for p in app.panes))
+        await until(lambda: all(p.client.state is ConnectionState.LIVE for p in app.panes), pilot=pilot)
         await pilot.pause()
         screen = app.screen.region
         for pane in app.panes:
@@ -90,14 +80,14 @@ async def test_pause_then_resume_counts_the_backlog_as_replayed_and_poll_misses_
     app = PushPullApp(server.url, modes=["poll", "sse"], poll_interval=0.05, stats_interval=None, startup_grace=0)
     async with asyncio.timeout(WAIT), app.run_test(size=(160, 45), notifications=True) as pilot:
         poll, sse = app.panes
-        await until(pilot, lambda: all(p.client.state is ConnectionState.LIVE for p in app.panes))
+        await until(lambda: all(p.client.state is ConnectionState.LIVE for p in app.panes), pilot=pilot)
         await pilot.press("p")
-        await until(pilot, lambda: all(p.client.state is ConnectionState.STOPPED for p in app.panes))
+        await until(lambda: all(p.client.state is ConnectionState.STOPPED for p in app.panes), pilot=pilot)
         async with httpx.AsyncClient() as http:
             stored = await publish(http, server, "RELIANCE", prices(12, 1500.0))
         await pilot.press("p")
         newest = stored[-1]["seq"]
-        await until(pilot, lambda: all(p.client.cursor == newest for p in app.panes))
+        await until(lambda: all(p.client.cursor == newest for p in app.panes), pilot=pilot)
         assert sse.client.stats.replayed == 12
         assert len(sse.client.stats.delays_ms) == 0  # the backlog's age is the pause, not a delay
         assert poll.client.stats.missed == 0  # what was published while paused is not a miss
@@ -115,7 +105,7 @@ async def test_polling_every_100_ms_shows_more_wire_bytes_per_update_than_sse(se
     app = PushPullApp(fed.url, symbol="SBIN", modes=["poll", "sse"], poll_interval=0.1, stats_interval=None)
     async with asyncio.timeout(WAIT), app.run_test(size=(160, 45)) as pilot:
         poll, sse = app.panes
-        await until(pilot, lambda: poll.client.stats.updates >= 6 and sse.client.stats.updates >= 6)
+        await until(lambda: poll.client.stats.updates >= 6 and sse.client.stats.updates >= 6, pilot=pilot)
         assert poll.client.stats.wire_bytes_per_update > 3 * sse.client.stats.wire_bytes_per_update
         counters = dict(pane_counters(poll))
         assert "wire/update" in counters and "payload" in counters
@@ -140,7 +130,7 @@ async def test_the_app_keeps_up_with_a_fast_feed_in_either_layout(
     fast = server_factory("--tick-rate", "300", "--seed", "4", "--symbols", "TCS")
     app = PushPullApp(fast.url, symbol="TCS", stats_interval=None, refresh_interval=0.01)
     async with asyncio.timeout(WAIT), app.run_test(size=size) as pilot:
-        await until(pilot, lambda: all(p.client.stats.updates >= 600 for p in app.panes if p.mode != "poll"))
+        await until(lambda: all(p.client.stats.updates >= 600 for p in app.panes if p.mode != "poll"), pilot=pilot)
         for pane in app.panes:
             if pane.mode != "poll":
                 assert pane.client.stats.missed == 0, pane.mode

@@ -20,7 +20,7 @@ from httpx_sse import ServerSentEvent, aconnect_sse
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.conftest import RunningServer, ServerFactory, publish, start_server
+from tests.helpers import RunningServer, ServerFactory, publish, start_server, until
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -69,10 +69,12 @@ class Watcher:
 
     async def wait_for_seq(self, seq: int) -> None:
         """Until the watcher has a tick with this seq (or the task died)."""
-        async with asyncio.timeout(WAIT):
-            while not any(t["seq"] >= seq for t in self.ticks()):
-                assert self.task is not None and not self.task.done(), "the SSE watcher stopped"
-                await asyncio.sleep(0.01)
+
+        def arrived() -> bool:
+            assert self.task is not None and not self.task.done(), "the SSE watcher stopped"
+            return any(t["seq"] >= seq for t in self.ticks())
+
+        await until(arrived, timeout=WAIT)
 
     async def publish(self, client: httpx.AsyncClient, count: int = 1) -> list[dict[str, Any]]:
         """Publish `count` good RELIANCE ticks, record them, and wait until the watcher has them."""
@@ -98,9 +100,9 @@ def quiet_server() -> Iterator[RunningServer]:
     # History deep enough that a 64 KiB batch (~1,700 ticks) does not outrun it: no gaps by design.
     server = start_server("--no-feed", "--heartbeat", "0.5", "--history", "5000")
     yield server
-    code, stderr = server.stop()
-    assert code == 0, stderr
-    assert "Traceback" not in stderr, stderr  # no bad input made an unhandled exception (a 500)
+    code, output = server.stop()
+    assert code == 0, output
+    assert "Traceback" not in output, output  # no bad input made an unhandled exception (a 500)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -125,12 +127,15 @@ async def stats_until(
     client: httpx.AsyncClient, server: RunningServer, done: Callable[[dict[str, Any]], bool]
 ) -> dict[str, Any]:
     """Poll GET /api/stats until `done(stats)` holds (bounded)."""
-    async with asyncio.timeout(WAIT):
-        while True:
-            stats: dict[str, Any] = (await client.get(server.url + "/api/stats")).json()
-            if done(stats):
-                return stats
-            await asyncio.sleep(0.02)
+    stats: dict[str, Any] = {}
+
+    async def holds() -> bool:
+        nonlocal stats
+        stats = (await client.get(server.url + "/api/stats")).json()
+        return done(stats)
+
+    await until(holds, timeout=WAIT, step=0.02)
+    return stats
 
 
 async def post_raw(server: RunningServer, body: str | bytes, headers: dict[str, str] | None = None) -> httpx.Response:
@@ -538,9 +543,9 @@ async def test_past_max_connections_new_streams_get_503_until_a_slot_frees(
             await ws.send('{"op": "ping"}')
             assert (await next_frame(ws))["type"] == "pong"
     await watcher.publish(client)
-    code, stderr = small.stop()
-    assert code == 0, stderr
-    assert "Traceback" not in stderr and "ERROR" not in stderr, stderr  # a refusal is not an error
+    code, output = small.stop()
+    assert code == 0, output
+    assert "Traceback" not in output and "ERROR" not in output, output  # a refusal is not an error
 
 
 # --- And nothing was lost ---------------------------------------------------------------------------
@@ -549,8 +554,14 @@ async def test_past_max_connections_new_streams_get_503_until_a_slot_frees(
 async def test_the_watching_stream_saw_every_good_tick_once_in_order(
     watcher: Watcher, client: httpx.AsyncClient
 ) -> None:
-    """Through all of the above, the RELIANCE subscriber got exactly the published ticks: no gap,
-    no loss, no duplicate, nothing that was refused."""
+    """Through whatever of the above ran before, and a refused batch of its own between good ticks,
+    the RELIANCE subscriber got exactly the published ticks: no gap, no loss, no duplicate, nothing
+    that was refused."""
+    await watcher.publish(client, count=5)
+    good_then_bad = f'{{"ticks":[{{"symbol":"{SYMBOL}","price":1000}},{{"symbol":"{SYMBOL}","price":-1}}]}}'
+    refused = await post_raw(watcher.server, good_then_bad)
+    watcher.record_if_stored(refused)
+    assert_error(refused, 422)
     await watcher.publish(client, count=5)
     assert watcher.task is not None and not watcher.task.done()
     kinds = [kind for kind, _ in watcher.received]

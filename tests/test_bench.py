@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import RunningServer
+from tests.helpers import RunningServer
 
 
 def test_bench_measures_every_mode_and_writes_json(tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import re
 import signal
 import socket
@@ -25,7 +24,7 @@ from httpx_sse import aconnect_sse
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.conftest import LISTENING, RunningServer, ServerFactory, start_server
+from tests.helpers import RunningServer, ServerFactory, clean_env, start_server, until
 
 WAIT = 20.0
 """Upper bound on any single wait (a process to start, answer or exit), in seconds."""
@@ -33,13 +32,6 @@ MODULE = [sys.executable, "-m", "server"]
 SCRIPT = [str(Path(sys.executable).parent / "pushpull-server")]
 LAUNCHERS = [pytest.param(MODULE, id="python-m-server"), pytest.param(SCRIPT, id="pushpull-server")]
 ERROR_LINE = re.compile(r"^pushpull-server: error: \S.*$")
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """This environment without any PUSHPULL_* variable, plus `extra`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PUSHPULL_")}
-    env.update(extra)
-    return env
 
 
 def run_cli(launcher: list[str], *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -89,7 +81,7 @@ class CliRuns:
     def start(self, launcher: list[str], *args: str, env: dict[str, str] | None = None) -> Key:
         key = (tuple(launcher), args, tuple(sorted((env or {}).items())))
         if key not in self.runs:
-            self.runs[key] = self.pool.submit(run_cli, launcher, *args, env=clean_env(**(env or {})))
+            self.runs[key] = self.pool.submit(run_cli, launcher, *args, env=clean_env(env))
         return key
 
     def __call__(
@@ -127,38 +119,8 @@ def assert_one_line_usage_error(result: subprocess.CompletedProcess[str]) -> str
 
 
 @pytest.fixture
-def launched() -> Iterator[list[subprocess.Popen[str]]]:
-    """Processes a test started itself; any still running at the end are killed by PID."""
-    processes: list[subprocess.Popen[str]] = []
-    yield processes
-    for process in processes:
-        if process.poll() is None:
-            process.kill()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(5)
-
-
-def launch(processes: list[subprocess.Popen[str]], launcher: list[str], *args: str) -> RunningServer:
-    """Start a server with `launcher` on a free port and wait for its "listening on" line."""
-    process = subprocess.Popen(
-        [*launcher, "--host", "127.0.0.1", "--port", "0", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        env=clean_env(),
-    )
-    processes.append(process)
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    match = LISTENING.search(line)
-    assert match is not None, (line, process.poll())
-    return RunningServer(url=match.group(1), process=process, token=None)
-
-
-@pytest.fixture
 def servers() -> Iterator[list[RunningServer]]:
-    """Servers started through conftest's `start_server`; stopped by PID at the end."""
+    """Servers a test started with `start_server`; stopped by PID at the end."""
     started: list[RunningServer] = []
     yield started
     for server in started:
@@ -298,11 +260,12 @@ async def test_a_flag_overrides_its_env_var_and_symbols_are_normalised(servers: 
     ],
 )
 async def test_a_signal_ends_every_stream_and_exits_0(
-    launched: list[subprocess.Popen[str]], launcher: list[str], sig: signal.Signals
+    servers: list[RunningServer], launcher: list[str], sig: signal.Signals
 ) -> None:
     """With an SSE stream, a WebSocket and a held long poll open, SIGTERM / SIGINT closes each of
     them cleanly (stream end, close 1012 or 1001, a 503 with retry-after) and the server exits 0, no traceback."""
-    server = launch(launched, launcher, "--no-feed", "--heartbeat", "0.5")
+    server = start_server("--no-feed", "--heartbeat", "0.5", token=None, launcher=launcher)
+    servers.append(server)
     async with (
         httpx.AsyncClient(timeout=httpx.Timeout(WAIT, read=None)) as client,
         aconnect_sse(client, "GET", server.url + "/api/stream/RELIANCE") as source,
@@ -316,12 +279,12 @@ async def test_a_signal_ends_every_stream_and_exits_0(
             assert json.loads(await ws.recv())["type"] == "subscribed"
             assert json.loads(await ws.recv())["type"] == "tick"
         held = asyncio.create_task(client.get(server.url + "/api/longpoll/RELIANCE?after=1&timeout=60"))
-        async with asyncio.timeout(WAIT):
-            while True:
-                stats = (await client.get(server.url + "/api/stats")).json()
-                if stats["transports"]["longpoll"]["open_connections"] >= 1:
-                    break
-                await asyncio.sleep(0.02)
+
+        async def holding() -> bool:
+            stats = (await client.get(server.url + "/api/stats")).json()
+            return bool(stats["transports"]["longpoll"]["open_connections"] >= 1)
+
+        await until(holding, timeout=WAIT, step=0.02)
 
         server.process.send_signal(sig)
 
@@ -338,11 +301,9 @@ async def test_a_signal_ends_every_stream_and_exits_0(
         assert answer.status_code == 503, answer.status_code  # shutting down: come back later, not at once
         assert answer.headers["retry-after"] == "2"
 
-    code = await asyncio.to_thread(server.process.wait, WAIT)
-    assert server.process.stderr is not None
-    stderr = server.process.stderr.read()
-    assert code == 0, stderr
-    assert "Traceback" not in stderr, stderr
+    code, output = await asyncio.to_thread(server.wait, WAIT)
+    assert code == 0, output
+    assert "Traceback" not in output, output
 
 
 # --- the simulated feed -------------------------------------------------------------------------
@@ -398,20 +359,18 @@ async def test_access_log_logs_every_request_and_is_off_by_default(server_factor
             assert (await client.get(server.url + "/api/price/TCS")).status_code == 200
             assert (await client.get(server.url + "/api/longpoll/TCS")).status_code == 200
             assert (await client.get(server.url + "/healthz")).status_code == 200
-        code, stderr = server.stop()
-        assert code == 0, stderr
-        assert server.process.stdout is not None
-        logged_lines = server.process.stdout.read() + stderr  # uvicorn writes access lines to stdout
-        lines = [line for line in logged_lines.splitlines() if '"GET /' in line][-3:]  # after start-up's /healthz
+        code, output = server.stop()  # uvicorn writes access lines to stdout, errors to stderr: both here
+        assert code == 0, output
+        lines = [line for line in output.splitlines() if '"GET /' in line][-3:]  # after start-up's /healthz
         expected = [
             '"GET /api/price/TCS HTTP/1.1" 200',
             '"GET /api/longpoll/TCS HTTP/1.1" 200',
             '"GET /healthz HTTP/1.1" 200',
         ]
         if logged:
-            assert len(lines) == 3 and all(e in line for e, line in zip(expected, lines, strict=True)), logged_lines
+            assert len(lines) == 3 and all(e in line for e, line in zip(expected, lines, strict=True)), output
         else:
-            assert lines == [], logged_lines
+            assert lines == [], output
 
 
 async def test_shutting_down_with_an_idle_websocket_logs_no_error(server_factory: ServerFactory) -> None:
@@ -420,8 +379,8 @@ async def test_shutting_down_with_an_idle_websocket_logs_no_error(server_factory
     async with connect(server.url.replace("http", "ws", 1) + "/ws") as socket_:
         await socket_.send('{"op": "ping"}')
         assert json.loads(await socket_.recv())["type"] == "pong"
-        code, stderr = await asyncio.to_thread(server.stop)
+        code, output = await asyncio.to_thread(server.stop)
         with contextlib.suppress(ConnectionClosed):
             await asyncio.wait_for(socket_.recv(), 5)
-    assert code == 0, stderr
-    assert "ERROR" not in stderr and "Traceback" not in stderr, stderr
+    assert code == 0, output
+    assert "ERROR" not in output and "Traceback" not in output, output

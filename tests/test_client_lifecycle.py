@@ -6,24 +6,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable
 
 import httpx
 import pytest
 
 from server.schema import Tick
-from tests.conftest import RunningServer, publish
+from tests.helpers import RunningServer, publish, until
 from tui.modes import ConnectionState, make_client
 from tui.runner import ClientThread
-
-
-async def until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
-    """Wait for a condition on another thread's plain counters, checked every 10 ms."""
-    async with asyncio.timeout(timeout):
-        while True:
-            if condition():
-                return
-            await asyncio.sleep(0.01)
 
 
 @pytest.mark.parametrize("mode", ["poll", "longpoll", "sse", "ws"])

@@ -2,7 +2,8 @@
 
 Each story starts the subscriber first, waits until it holds the opening (latest) tick, then
 publishes, and collects until the last published `seq` arrives. Every wait is bounded, so a lost
-tick fails the test instead of hanging it.
+tick fails the test instead of hanging it. The stories share one server, each on a symbol of its
+own, so each sees that symbol's history from its opening tick.
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ import httpx
 from httpx_sse import ServerSentEvent, aconnect_sse
 from websockets.asyncio.client import connect
 
-from tests.conftest import RunningServer, ServerFactory, prices, publish
+from tests.helpers import RunningServer, prices, publish
 
-SYMBOL = "RELIANCE"
 WAIT = 30.0
 """Upper bound for any one story; a missing tick fails at this point rather than hanging."""
 OPENING_SEQ = 1
@@ -32,13 +32,13 @@ def new_client() -> httpx.AsyncClient:
 
 
 async def publish_in_batches(
-    client: httpx.AsyncClient, server: RunningServer, count: int, batch: int = 10
+    client: httpx.AsyncClient, server: RunningServer, symbol: str, count: int, batch: int = 10
 ) -> list[Tick]:
     """Publish `count` distinct prices as several POSTs, so subscribers see ticks arrive over time."""
     all_prices = prices(count)
     stored: list[Tick] = []
     for start in range(0, count, batch):
-        stored += await publish(client, server, SYMBOL, all_prices[start : start + batch])
+        stored += await publish(client, server, symbol, all_prices[start : start + batch])
     return stored
 
 
@@ -60,11 +60,11 @@ def ticks_of_ws(frames: list[dict[str, Any]]) -> list[Tick]:
 
 
 async def sse_subscriber(
-    client: httpx.AsyncClient, server: RunningServer, last_seq: int, ready: asyncio.Event
+    client: httpx.AsyncClient, server: RunningServer, symbol: str, last_seq: int, ready: asyncio.Event
 ) -> list[ServerSentEvent]:
     """Read a fresh SSE stream until `last_seq`; `ready` is set once the opening tick is in."""
     events: list[ServerSentEvent] = []
-    async with aconnect_sse(client, "GET", f"{server.url}/api/stream/{SYMBOL}") as source:
+    async with aconnect_sse(client, "GET", f"{server.url}/api/stream/{symbol}") as source:
         assert source.response.status_code == 200
         async for event in source.aiter_sse():
             if not event.data:
@@ -78,11 +78,13 @@ async def sse_subscriber(
     return events
 
 
-async def ws_subscriber(server: RunningServer, last_seq: int, ready: asyncio.Event) -> list[dict[str, Any]]:
+async def ws_subscriber(
+    server: RunningServer, symbol: str, last_seq: int, ready: asyncio.Event
+) -> list[dict[str, Any]]:
     """Subscribe over WebSocket and read frames until `last_seq`; `ready` once the first tick is in."""
     frames: list[dict[str, Any]] = []
     async with connect(server.ws_url) as websocket:
-        await websocket.send(json.dumps({"op": "subscribe", "symbols": [SYMBOL]}))
+        await websocket.send(json.dumps({"op": "subscribe", "symbols": [symbol]}))
         while True:
             frame = json.loads(await websocket.recv())
             frames.append(frame)
@@ -93,10 +95,10 @@ async def ws_subscriber(server: RunningServer, last_seq: int, ready: asyncio.Eve
 
 
 async def longpoll_subscriber(
-    client: httpx.AsyncClient, server: RunningServer, last_seq: int, ready: asyncio.Event
+    client: httpx.AsyncClient, server: RunningServer, symbol: str, last_seq: int, ready: asyncio.Event
 ) -> list[Tick]:
     """Long poll from the latest tick, each request `after` the last seq held, until `last_seq`."""
-    url = f"{server.url}/api/longpoll/{SYMBOL}"
+    url = f"{server.url}/api/longpoll/{symbol}"
     first = await client.get(url)
     assert first.status_code == 200, first.text
     assert first.json()["gap"] is False
@@ -115,78 +117,96 @@ async def longpoll_subscriber(
     return ticks
 
 
-def assert_opening_then(received: list[Tick], stored: list[Tick]) -> None:
+def assert_opening_then(received: list[Tick], stored: list[Tick], symbol: str) -> None:
     """The subscriber saw the opening tick, then exactly the published ticks, in order."""
     seqs = [tick["seq"] for tick in received]
     assert seqs == list(range(OPENING_SEQ, OPENING_SEQ + len(stored) + 1))
-    assert received[0]["symbol"] == SYMBOL
+    assert received[0]["symbol"] == symbol
     assert received[1:] == stored
 
 
-async def test_sse_client_receives_300_ticks_in_order_exactly_once(server: RunningServer) -> None:
+async def test_sse_client_receives_300_ticks_in_order_exactly_once(
+    shared_server: RunningServer, own_symbol: str
+) -> None:
     """A browser-style SSE subscriber gets the latest tick, then all 300 published, no more, no less."""
+    server, symbol = shared_server, own_symbol
     ready = asyncio.Event()
     async with new_client() as client, asyncio.timeout(WAIT), asyncio.TaskGroup() as group:
-        subscriber = group.create_task(sse_subscriber(client, server, OPENING_SEQ + 300, ready))
+        subscriber = group.create_task(sse_subscriber(client, server, symbol, OPENING_SEQ + 300, ready))
         await ready.wait()
-        stored = await publish_in_batches(client, server, 300)
+        stored = await publish_in_batches(client, server, symbol, 300)
     assert [tick["seq"] for tick in stored] == list(range(2, 302))
-    assert_opening_then(ticks_of_sse(subscriber.result()), stored)
+    assert_opening_then(ticks_of_sse(subscriber.result()), stored, symbol)
 
 
-async def test_websocket_client_receives_300_ticks_in_order_exactly_once(server: RunningServer) -> None:
+async def test_websocket_client_receives_300_ticks_in_order_exactly_once(
+    shared_server: RunningServer, own_symbol: str
+) -> None:
     """A WebSocket subscriber is told `subscribed`, gets the latest tick, then all 300 published."""
+    server, symbol = shared_server, own_symbol
     ready = asyncio.Event()
     async with new_client() as client, asyncio.timeout(WAIT), asyncio.TaskGroup() as group:
-        subscriber = group.create_task(ws_subscriber(server, OPENING_SEQ + 300, ready))
+        subscriber = group.create_task(ws_subscriber(server, symbol, OPENING_SEQ + 300, ready))
         await ready.wait()
-        stored = await publish_in_batches(client, server, 300)
+        stored = await publish_in_batches(client, server, symbol, 300)
     subscribed, *ticks = subscriber.result()
     assert subscribed["type"] == "subscribed"
-    assert subscribed["symbols"] == [SYMBOL]
+    assert subscribed["symbols"] == [symbol]
     assert subscribed["epoch"] == stored[0]["epoch"]
-    assert_opening_then(ticks_of_ws(ticks), stored)
+    assert_opening_then(ticks_of_ws(ticks), stored, symbol)
 
 
-async def test_longpoll_client_receives_300_ticks_in_order_exactly_once(server: RunningServer) -> None:
+async def test_longpoll_client_receives_300_ticks_in_order_exactly_once(
+    shared_server: RunningServer, own_symbol: str
+) -> None:
     """A long-polling client, re-asking `after` its last seq, collects all 300 ticks without a gap."""
+    server, symbol = shared_server, own_symbol
     ready = asyncio.Event()
     async with new_client() as client, asyncio.timeout(WAIT), asyncio.TaskGroup() as group:
-        subscriber = group.create_task(longpoll_subscriber(client, server, OPENING_SEQ + 300, ready))
+        subscriber = group.create_task(longpoll_subscriber(client, server, symbol, OPENING_SEQ + 300, ready))
         await ready.wait()
-        stored = await publish_in_batches(client, server, 300)
-    assert_opening_then(subscriber.result(), stored)
+        stored = await publish_in_batches(client, server, symbol, 300)
+    assert_opening_then(subscriber.result(), stored, symbol)
 
 
-async def test_50_sse_subscribers_on_one_symbol_all_see_every_tick(server: RunningServer) -> None:
-    """Fifty SSE streams on RELIANCE each receive all 100 published ticks, in order, once."""
+async def test_50_sse_subscribers_on_one_symbol_all_see_every_tick(
+    shared_server: RunningServer, own_symbol: str
+) -> None:
+    """Fifty SSE streams on one symbol each receive all 100 published ticks, in order, once."""
+    server, symbol = shared_server, own_symbol
     readies = [asyncio.Event() for _ in range(50)]
     async with new_client() as client, asyncio.timeout(WAIT), asyncio.TaskGroup() as group:
-        subscribers = [group.create_task(sse_subscriber(client, server, OPENING_SEQ + 100, r)) for r in readies]
+        subscribers = [group.create_task(sse_subscriber(client, server, symbol, OPENING_SEQ + 100, r)) for r in readies]
         for ready in readies:
             await ready.wait()
-        stored = await publish_in_batches(client, server, 100)
+        stored = await publish_in_batches(client, server, symbol, 100)
     for subscriber in subscribers:
-        assert_opening_then(ticks_of_sse(subscriber.result()), stored)
+        assert_opening_then(ticks_of_sse(subscriber.result()), stored, symbol)
 
 
-async def test_50_websocket_subscribers_on_one_symbol_all_see_every_tick(server: RunningServer) -> None:
-    """Fifty WebSocket clients on RELIANCE each receive all 100 published ticks, in order, once."""
+async def test_50_websocket_subscribers_on_one_symbol_all_see_every_tick(
+    shared_server: RunningServer, own_symbol: str
+) -> None:
+    """Fifty WebSocket clients on one symbol each receive all 100 published ticks, in order, once."""
+    server, symbol = shared_server, own_symbol
     readies = [asyncio.Event() for _ in range(50)]
     async with new_client() as client, asyncio.timeout(WAIT), asyncio.TaskGroup() as group:
-        subscribers = [group.create_task(ws_subscriber(server, OPENING_SEQ + 100, r)) for r in readies]
+        subscribers = [group.create_task(ws_subscriber(server, symbol, OPENING_SEQ + 100, r)) for r in readies]
         for ready in readies:
             await ready.wait()
-        stored = await publish_in_batches(client, server, 100)
+        stored = await publish_in_batches(client, server, symbol, 100)
     for subscriber in subscribers:
         subscribed, *ticks = subscriber.result()
         assert subscribed["type"] == "subscribed"
-        assert_opening_then(ticks_of_ws(ticks), stored)
+        assert_opening_then(ticks_of_ws(ticks), stored, symbol)
 
 
-async def test_poll_answers_304_while_unchanged_and_200_after_a_publish(server: RunningServer) -> None:
+async def test_poll_answers_304_while_unchanged_and_200_after_a_publish(
+    shared_server: RunningServer, own_symbol: str
+) -> None:
     """Polling with the last ETag costs an empty 304 until a tick lands; then 200 with that tick."""
-    url = f"{server.url}/api/price/{SYMBOL}"
+    server, symbol = shared_server, own_symbol
+    url = f"{server.url}/api/price/{symbol}"
     async with new_client() as client, asyncio.timeout(WAIT):
         first = await client.get(url)
         assert first.status_code == 200
@@ -200,7 +220,7 @@ async def test_poll_answers_304_while_unchanged_and_200_after_a_publish(server: 
             assert unchanged.content == b""
             assert unchanged.headers["ETag"] == etag
 
-        [stored] = await publish(client, server, SYMBOL, [1234.5])
+        [stored] = await publish(client, server, symbol, [1234.5])
         changed = await client.get(url, headers={"If-None-Match": etag})
         assert changed.status_code == 200
         assert changed.json() == stored
@@ -220,14 +240,16 @@ async def test_poll_answers_304_while_unchanged_and_200_after_a_publish(server: 
         assert made_up.json() == stored
 
 
-async def test_sse_sends_keep_alive_comments_while_no_tick_arrives(server_factory: ServerFactory) -> None:
+async def test_sse_sends_keep_alive_comments_while_no_tick_arrives(
+    shared_server: RunningServer, own_symbol: str
+) -> None:
     """On a quiet symbol an SSE stream still carries `: keep-alive` comments, so proxies keep it open."""
-    server = server_factory("--no-feed", "--heartbeat", "0.3")
+    server, symbol = shared_server, own_symbol
     lines: list[str] = []
     async with (
         new_client() as client,
         asyncio.timeout(WAIT),
-        client.stream("GET", f"{server.url}/api/stream/{SYMBOL}") as response,
+        client.stream("GET", f"{server.url}/api/stream/{symbol}") as response,
     ):
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")

@@ -15,7 +15,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import pytest
 
-from tests.conftest import RunningServer
+from tests.helpers import RunningServer
 
 ABSOLUTE_URL = re.compile(r"https?://[^\s\"'<>)]+")
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import subprocess
+import signal
 import sys
 from collections.abc import Iterator
 
@@ -19,41 +18,46 @@ import pytest
 import websockets
 from httpx_sse import aconnect_sse
 
-from tests.conftest import TOKEN, RunningServer, ServerFactory, publish, wait_until_healthy
+from tests.helpers import TOKEN, RunningServer, ServerFactory, clean_env, publish, start_server, until
 
 ORIGIN = "https://charts.example"
 
 PLAIN_APP = """
-import sys, uvicorn
+import socket, uvicorn
 from server.app import create_app
 from server.settings import Settings
 app = create_app(Settings(tick_rate=0, publish_token={token!r}, symbols=("RELIANCE", "TCS"), cors=({origin!r},)))
-uvicorn.run(app, host="127.0.0.1", port={port}, log_level="warning")
+sock = socket.socket()
+sock.bind(("127.0.0.1", 0))
+print(f"listening on http://127.0.0.1:{{sock.getsockname()[1]}}", flush=True)
+uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
 """
+DOOR_FLAGS = ("--no-feed", "--symbols", "RELIANCE,TCS", "--cors", ORIGIN)
+
+# Both servers are shared by the module: every story here reasons from the ticks it publishes.
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+def assert_stops_cleanly(server: RunningServer, signalled: bool = False) -> None:
+    """It exits 0 on SIGTERM (plain uvicorn re-raises the signal: `signalled`), with no traceback."""
+    code, output = server.stop()
+    assert code == (-signal.SIGTERM if signalled else 0) and "Traceback" not in output, output
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def plain_app() -> Iterator[RunningServer]:
     """`create_app()` under plain uvicorn, with no front door: FastAPI routes everything."""
-    port = free_port()
-    code = PLAIN_APP.format(token=TOKEN, origin=ORIGIN, port=port)
-    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    server = wait_until_healthy(RunningServer(url=f"http://127.0.0.1:{port}", process=process, token=TOKEN))
+    code = PLAIN_APP.format(token=TOKEN, origin=ORIGIN)
+    server = RunningServer([sys.executable, "-c", code], token=TOKEN, env=clean_env()).wait_until_ready()
     yield server
-    server.stop()
+    assert_stops_cleanly(server, signalled=True)
 
 
-@pytest.fixture
-def door(server_factory: ServerFactory) -> RunningServer:
+@pytest.fixture(scope="module")
+def door() -> Iterator[RunningServer]:
     """`pushpull-server` itself: the front door serves the hot endpoints."""
-    return server_factory("--no-feed", "--symbols", "RELIANCE,TCS", "--cors", ORIGIN)
+    server = start_server(*DOOR_FLAGS)
+    yield server
+    assert_stops_cleanly(server)
 
 
 @pytest.fixture(params=["front door", "fastapi"])
@@ -131,11 +135,11 @@ async def test_a_long_poll_client_that_leaves_frees_its_slot_at_once(either: Run
         seq = (await client.get(either.url + "/api/price/TCS")).json()["seq"]
 
         async def until_held(count: int) -> None:
-            while True:
+            async def held() -> bool:
                 stats = (await client.get(either.url + "/api/stats")).json()
-                if stats["transports"]["longpoll"]["open_connections"] == count:
-                    return
-                await asyncio.sleep(0.02)
+                return bool(stats["transports"]["longpoll"]["open_connections"] == count)
+
+            await until(held, timeout=10, step=0.02)
 
         host, port = either.url.removeprefix("http://").split(":")
         _, writer = await asyncio.open_connection(host, int(port))
@@ -164,17 +168,21 @@ async def test_cors_covers_publishing_too(either: RunningServer) -> None:
 
 async def until_open(server: RunningServer, count: int) -> None:
     """Until SSE streams plus held long polls number `count` (bounded)."""
-    async with asyncio.timeout(10), httpx.AsyncClient(timeout=10) as client:
-        while True:
+    async with httpx.AsyncClient(timeout=10) as client:
+
+        async def open_now() -> bool:
             stats = (await client.get(server.url + "/api/stats")).json()["transports"]
-            if stats["sse"]["open_connections"] + stats["longpoll"]["open_connections"] == count:
-                return
-            await asyncio.sleep(0.02)
+            return bool(stats["sse"]["open_connections"] + stats["longpoll"]["open_connections"] == count)
+
+        await until(open_now, timeout=10, step=0.02)
 
 
-async def test_a_client_that_pipelines_behind_a_stream_and_leaves_disturbs_nothing(door: RunningServer) -> None:
+async def test_a_client_that_pipelines_behind_a_stream_and_leaves_disturbs_nothing(
+    server_factory: ServerFactory,
+) -> None:
     """uvicorn marks only a connection's newest request as disconnected: a stream with a request
     pipelined behind it must still notice its socket is gone, and not break fan-out or publishing."""
+    door = server_factory(*DOOR_FLAGS)  # its own: it counts every open stream, and must exit cleanly
     host, port = door.url.removeprefix("http://").split(":")
     for opened, first in enumerate(("/api/stream/RELIANCE", "/api/longpoll/RELIANCE?after=1&timeout=30"), 1):
         _, writer = await asyncio.open_connection(host, int(port))
@@ -197,5 +205,4 @@ async def test_a_client_that_pipelines_behind_a_stream_and_leaves_disturbs_nothi
                     break
     assert seen[-3:] == stored
     await until_open(door, 0)  # both noticed at the tick that found their sockets gone
-    code, stderr = door.stop()
-    assert code == 0 and "Traceback" not in stderr, stderr
+    assert_stops_cleanly(door)

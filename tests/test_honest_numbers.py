@@ -5,24 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Callable
 
 import httpx
 import pytest
 
-from tests.conftest import RunningServer, publish
+from tests.helpers import RunningServer, publish, until
 from tui.app import PushPullApp
 from tui.modes import ConnectionState, ModeClient, make_client
 from tui.runner import ClientThread
-
-
-async def until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
-    """Wait for a condition on another thread's plain counters, checked every 10 ms."""
-    async with asyncio.timeout(timeout):
-        while True:
-            if condition():
-                return
-            await asyncio.sleep(0.01)
 
 
 async def paused_while_published(client: ModeClient, server: RunningServer, symbol: str, count: int) -> None:

@@ -9,8 +9,7 @@ import asyncio
 import contextlib
 import math
 import random
-import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,7 +18,7 @@ import httpx
 import pytest
 
 from server.schema import Tick
-from tests.conftest import RunningServer, ServerFactory, prices, publish, start_server
+from tests.helpers import RunningServer, free_port, prices, publish, start_server, until
 from tui.modes import (
     MODES,
     Backoff,
@@ -40,14 +39,6 @@ FAST = Backoff(base=0.05, cap=0.2)
 PUSH_MODES = ["longpoll", "sse", "ws"]
 """Modes that get every tick: the server hands them all, not just the latest."""
 ALL_MODES = ["poll", *PUSH_MODES]
-
-
-async def until(condition: Callable[[], bool], step: float = 0.01) -> None:
-    """Sample a client's public state, as a pane does, until the condition holds (the story's timeout bounds it)."""
-    while True:
-        if condition():
-            return
-        await asyncio.sleep(step)
 
 
 @asynccontextmanager
@@ -82,14 +73,6 @@ async def server_stats(http: httpx.AsyncClient, server: RunningServer) -> dict[s
     return stats
 
 
-def free_port() -> int:
-    """A port nothing listens on (bound for a moment, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 # -- the registry ---------------------------------------------------------------------------------
 
 
@@ -118,15 +101,18 @@ def test_an_unknown_mode_is_a_clear_error() -> None:
 
 
 @pytest.mark.parametrize("mode", PUSH_MODES)
-async def test_a_push_pane_gets_every_tick_in_order_once(server: RunningServer, mode: str) -> None:
+async def test_a_push_pane_gets_every_tick_in_order_once(
+    shared_server: RunningServer, own_symbol: str, mode: str
+) -> None:
+    server, symbol = shared_server, own_symbol
     count = 60
-    client = make_client(mode, server.url, SYMBOL, backoff=FAST)
+    client = make_client(mode, server.url, symbol, backoff=FAST)
     seen = recorder(client)
     async with asyncio.timeout(WAIT), httpx.AsyncClient() as http, running(client):
         await until(is_live(client))
-        stored = await publish(http, server, SYMBOL, prices(count // 2))
+        stored = await publish(http, server, symbol, prices(count // 2))
         await until(lambda: client.stats.updates == 1 + count // 2)
-        stored += await publish(http, server, SYMBOL, prices(count // 2, start=2000.0))
+        stored += await publish(http, server, symbol, prices(count // 2, start=2000.0))
         await until(lambda: client.stats.updates == 1 + count)
         if mode != "longpoll":  # a long poll's connection is held only between answers
             assert client.stats.open_connections == 1
@@ -143,14 +129,15 @@ async def test_a_push_pane_gets_every_tick_in_order_once(server: RunningServer, 
     assert client.state is ConnectionState.STOPPED and stats.open_connections == 0
 
 
-async def test_a_poll_pane_gets_each_tick_it_waits_for(server: RunningServer) -> None:
-    client = make_client("poll", server.url, SYMBOL, poll_interval=0.05, backoff=FAST)
+async def test_a_poll_pane_gets_each_tick_it_waits_for(shared_server: RunningServer, own_symbol: str) -> None:
+    server, symbol = shared_server, own_symbol
+    client = make_client("poll", server.url, symbol, poll_interval=0.05, backoff=FAST)
     seen = recorder(client)
     stored: list[dict[str, Any]] = []
     async with asyncio.timeout(WAIT), httpx.AsyncClient() as http, running(client):
         await until(is_live(client))
         for price in prices(5):
-            stored += await publish(http, server, SYMBOL, [price])
+            stored += await publish(http, server, symbol, [price])
             await until(shows_seq(client, stored[-1]["seq"]))
     stats = client.stats
     assert [t.seq for t in seen] == [1, *(t["seq"] for t in stored)]
@@ -160,11 +147,14 @@ async def test_a_poll_pane_gets_each_tick_it_waits_for(server: RunningServer) ->
     assert stats.open_connections == 0
 
 
-async def test_polling_slower_than_the_feed_misses_ticks_and_idles_on_304(server: RunningServer) -> None:
-    client = make_client("poll", server.url, SYMBOL, poll_interval=0.2, backoff=FAST)
+async def test_polling_slower_than_the_feed_misses_ticks_and_idles_on_304(
+    shared_server: RunningServer, own_symbol: str
+) -> None:
+    server, symbol = shared_server, own_symbol
+    client = make_client("poll", server.url, symbol, poll_interval=0.2, backoff=FAST)
     async with asyncio.timeout(WAIT), httpx.AsyncClient() as http, running(client):
         await until(is_live(client))
-        stored = await publish(http, server, SYMBOL, prices(20))  # 20 ticks between two polls
+        stored = await publish(http, server, symbol, prices(20))  # 20 ticks between two polls
         await until(shows_seq(client, stored[-1]["seq"]))
         assert client.stats.missed > 0
         assert client.stats.updates < 1 + len(stored)
@@ -178,14 +168,15 @@ async def test_polling_slower_than_the_feed_misses_ticks_and_idles_on_304(server
     assert server_side["empty_responses"] >= empty_seen
 
 
-async def test_a_long_poll_that_runs_out_counts_an_empty_answer(server: RunningServer) -> None:
-    client = LongPollClient(server.url, SYMBOL, hold_timeout=1.0, backoff=FAST)
+async def test_a_long_poll_that_runs_out_counts_an_empty_answer(shared_server: RunningServer, own_symbol: str) -> None:
+    server, symbol = shared_server, own_symbol
+    client = LongPollClient(server.url, symbol, hold_timeout=1.0, backoff=FAST)
     async with asyncio.timeout(WAIT), httpx.AsyncClient() as http, running(client):
         await until(is_live(client))
         await until(lambda: client.stats.open_connections == 1)  # our next request is being held
         await until(lambda: client.stats.empty_responses >= 1)
         server_side = (await server_stats(http, server))["transports"]["longpoll"]
-        stored = await publish(http, server, SYMBOL, prices(1))
+        stored = await publish(http, server, symbol, prices(1))
         await until(lambda: client.stats.updates == 2)
     stats = client.stats
     assert server_side["empty_responses"] >= 1
@@ -194,7 +185,8 @@ async def test_a_long_poll_that_runs_out_counts_an_empty_answer(server: RunningS
 
 
 @pytest.mark.parametrize("mode", ALL_MODES)
-async def test_an_unknown_symbol_says_so(server: RunningServer, mode: str) -> None:
+async def test_an_unknown_symbol_says_so(shared_server: RunningServer, mode: str) -> None:
+    server = shared_server
     client = make_client(mode, server.url, "NOPE", backoff=FAST)
     async with asyncio.timeout(WAIT), running(client):
         await until(lambda: client.error is not None)
@@ -261,7 +253,8 @@ async def test_a_pane_with_no_server_ends_up_unreachable_and_says_when_it_retrie
 
 @pytest.mark.parametrize("how", ["stop", "cancel"])
 @pytest.mark.parametrize("mode", ALL_MODES)
-async def test_stopping_a_pane_ends_it_at_once(server: RunningServer, mode: str, how: str) -> None:
+async def test_stopping_a_pane_ends_it_at_once(shared_server: RunningServer, mode: str, how: str) -> None:
+    server = shared_server
     client = make_client(mode, server.url, SYMBOL, backoff=FAST)
     async with asyncio.timeout(WAIT), httpx.AsyncClient() as http:
         task = asyncio.create_task(client.run())
@@ -279,21 +272,25 @@ async def test_stopping_a_pane_ends_it_at_once(server: RunningServer, mode: str,
             await server_sees_no_connection(http, server, mode)
 
 
-async def server_sees_no_connection(http: httpx.AsyncClient, server: RunningServer, mode: str) -> None:
-    while True:
-        if (await server_stats(http, server))["transports"][mode]["open_connections"] == 0:
-            return
-        await asyncio.sleep(0.02)
+async def server_sees_no_connection(
+    http: httpx.AsyncClient, server: RunningServer, mode: str, timeout: float = WAIT
+) -> None:
+    async def none_open() -> bool:
+        open_connections: int = (await server_stats(http, server))["transports"][mode]["open_connections"]
+        return open_connections == 0
+
+    await until(none_open, timeout=timeout, step=0.02)
 
 
-async def test_a_long_poll_pane_that_leaves_frees_its_server_slot(server: RunningServer) -> None:
+async def test_a_long_poll_pane_that_leaves_frees_its_server_slot(shared_server: RunningServer) -> None:
+    server = shared_server
     client = make_client("longpoll", server.url, SYMBOL, backoff=FAST)
     async with asyncio.timeout(WAIT), httpx.AsyncClient() as http:
         async with running(client):
             await until(is_live(client))
             await until(lambda: client.stats.open_connections == 1)
-        async with asyncio.timeout(3.0):
-            await server_sees_no_connection(http, server, "longpoll")
+        assert client.state is ConnectionState.STOPPED and client.stats.open_connections == 0
+        await server_sees_no_connection(http, server, "longpoll", timeout=3.0)  # not its 25 s hold
 
 
 # -- stats and clock ----------------------------------------------------------------------------------
@@ -320,8 +317,9 @@ def test_percentiles_roll_over_the_recent_window_but_the_bench_keeps_all() -> No
     assert stats.updates == 0 and math.isnan(stats.delay_percentile(0.5)) and stats.all_delays_ms == []
 
 
-async def test_the_clock_offset_to_a_server_on_loopback_is_zero(server: RunningServer) -> None:
+async def test_the_clock_offset_to_a_server_on_loopback_is_zero(shared_server: RunningServer) -> None:
     """Same machine, same clock: no estimate (its error would be as large as a push delay)."""
+    server = shared_server
     clock = ServerClock(offset=3.0)
     async with asyncio.timeout(WAIT), httpx.AsyncClient() as http:
         offset = await clock.sync(http, server.url)
@@ -348,19 +346,28 @@ def test_the_clock_reads_the_injected_local_clock_plus_the_offset() -> None:
     assert ServerClock(local=lambda: 1000.0, offset=5.0).now() == 1005.0
 
 
+@pytest.fixture(scope="module")
+def short_history_server() -> Iterator[RunningServer]:
+    """A quiet server keeping 5 ticks per symbol, with a symbol per push mode (each story its own)."""
+    with start_server("--no-feed", "--history", "5", "--symbols", ",".join(m.upper() for m in PUSH_MODES)) as server:
+        yield server
+
+
 @pytest.mark.parametrize("mode", PUSH_MODES)
-async def test_ticks_skipped_past_a_short_history_count_as_missed(server_factory: ServerFactory, mode: str) -> None:
+async def test_ticks_skipped_past_a_short_history_count_as_missed(
+    short_history_server: RunningServer, mode: str
+) -> None:
     """A paused pane whose cursor fell out of history resumes with a gap and the latest tick; the
     ticks in between, same epoch, are counted missed rather than silently dropped."""
-    small = server_factory("--no-feed", "--history", "5")
-    client = make_client(mode, small.url, SYMBOL, backoff=FAST)
+    small, symbol = short_history_server, mode.upper()
+    client = make_client(mode, small.url, symbol, backoff=FAST)
     async with asyncio.timeout(WAIT), httpx.AsyncClient() as http:
         paused = asyncio.create_task(client.run())
         await until(is_live(client))
         paused.cancel()  # how a pane pauses (see tui/runner.py): the client keeps its cursor
         with contextlib.suppress(asyncio.CancelledError):
             await paused
-        stored = await publish(http, small, SYMBOL, prices(20))
+        stored = await publish(http, small, symbol, prices(20))
         async with running(client):
             await until(shows_seq(client, stored[-1]["seq"]))
     stats = client.stats

@@ -19,7 +19,7 @@ import pytest
 from httpx_sse import EventSource, ServerSentEvent, aconnect_sse
 from websockets.asyncio.client import ClientConnection, connect
 
-from tests.conftest import RunningServer, ServerFactory, prices, publish, start_server
+from tests.helpers import RunningServer, ServerFactory, prices, publish, start_server
 
 SYMBOL = "RELIANCE"
 WAIT = 30.0
@@ -37,8 +37,10 @@ def new_client() -> httpx.AsyncClient:
     return httpx.AsyncClient(timeout=httpx.Timeout(WAIT))
 
 
-async def publish_prices(client: httpx.AsyncClient, server: RunningServer, count: int, start: float) -> list[Tick]:
-    return await publish(client, server, SYMBOL, prices(count, start))
+async def publish_prices(
+    client: httpx.AsyncClient, server: RunningServer, count: int, start: float, symbol: str = SYMBOL
+) -> list[Tick]:
+    return await publish(client, server, symbol, prices(count, start))
 
 
 async def epoch_of(client: httpx.AsyncClient, server: RunningServer) -> str:
@@ -47,12 +49,12 @@ async def epoch_of(client: httpx.AsyncClient, server: RunningServer) -> str:
     return epoch
 
 
-def stream_url(server: RunningServer) -> str:
-    return f"{server.url}/api/stream/{SYMBOL}"
+def stream_url(server: RunningServer, symbol: str = SYMBOL) -> str:
+    return f"{server.url}/api/stream/{symbol}"
 
 
-def longpoll_url(server: RunningServer) -> str:
-    return f"{server.url}/api/longpoll/{SYMBOL}"
+def longpoll_url(server: RunningServer, symbol: str = SYMBOL) -> str:
+    return f"{server.url}/api/longpoll/{symbol}"
 
 
 async def sse_events(source: EventSource) -> AsyncGenerator[ServerSentEvent, None]:
@@ -86,11 +88,14 @@ def ws_tick(frame: dict[str, Any]) -> Tick:
 # --- lossless resume -------------------------------------------------------------------------
 
 
-async def sse_watch_until_seen(client: httpx.AsyncClient, server: RunningServer) -> str:
+async def sse_watch_until_seen(client: httpx.AsyncClient, server: RunningServer, symbol: str) -> str:
     """An SSE subscriber watches ticks 1..SEEN live, then disconnects; returns its last event id."""
-    async with aconnect_sse(client, "GET", stream_url(server)) as source, aclosing(sse_events(source)) as events:
+    async with (
+        aconnect_sse(client, "GET", stream_url(server, symbol)) as source,
+        aclosing(sse_events(source)) as events,
+    ):
         assert sse_tick(await anext(events))["seq"] == 1
-        await publish_prices(client, server, SEEN - 1, 1000.0)
+        await publish_prices(client, server, SEEN - 1, 1000.0, symbol)
         last = None
         for expected_seq in range(2, SEEN + 1):
             last = await anext(events)
@@ -102,91 +107,107 @@ async def sse_watch_until_seen(client: httpx.AsyncClient, server: RunningServer)
 async def sse_resume_and_check(
     client: httpx.AsyncClient,
     server: RunningServer,
+    symbol: str,
     away: list[Tick],
     headers: dict[str, str] | None = None,
     params: dict[str, str] | None = None,
 ) -> None:
     """Reconnect with a cursor: exactly the ticks published while away, then the next live one."""
     async with (
-        aconnect_sse(client, "GET", stream_url(server), headers=dict(headers or {}), params=params) as source,
+        aconnect_sse(client, "GET", stream_url(server, symbol), headers=dict(headers or {}), params=params) as source,
         aclosing(sse_events(source)) as events,
     ):
         resumed = [sse_tick(await anext(events)) for _ in away]
         assert resumed == away
-        [live] = await publish_prices(client, server, 1, 3000.0)
+        [live] = await publish_prices(client, server, 1, 3000.0, symbol)
         assert sse_tick(await anext(events)) == live
 
 
 async def test_sse_client_resumes_with_last_event_id_header_without_loss_or_duplicates(
-    server: RunningServer,
+    shared_server: RunningServer, own_symbol: str
 ) -> None:
     """Reconnecting with `Last-Event-ID: <epoch>:50` replays 51..150 once each, then goes live."""
+    server, symbol = shared_server, own_symbol
     async with new_client() as client, asyncio.timeout(WAIT):
-        last_id = await sse_watch_until_seen(client, server)
+        last_id = await sse_watch_until_seen(client, server, symbol)
         assert last_id == f"{await epoch_of(client, server)}:{SEEN}"
-        away = await publish_prices(client, server, AWAY, 2000.0)
+        away = await publish_prices(client, server, AWAY, 2000.0, symbol)
         assert [t["seq"] for t in away] == list(range(SEEN + 1, SEEN + AWAY + 1))
-        await sse_resume_and_check(client, server, away, headers={"Last-Event-ID": last_id})
+        await sse_resume_and_check(client, server, symbol, away, headers={"Last-Event-ID": last_id})
 
 
-async def test_sse_client_resumes_with_last_event_id_query_parameter(server: RunningServer) -> None:
+async def test_sse_client_resumes_with_last_event_id_query_parameter(
+    shared_server: RunningServer, own_symbol: str
+) -> None:
     """A browser's first connect cannot set the header: `?last_event_id=` resumes just the same."""
+    server, symbol = shared_server, own_symbol
     async with new_client() as client, asyncio.timeout(WAIT):
-        last_id = await sse_watch_until_seen(client, server)
-        away = await publish_prices(client, server, AWAY, 2000.0)
-        await sse_resume_and_check(client, server, away, params={"last_event_id": last_id})
+        last_id = await sse_watch_until_seen(client, server, symbol)
+        away = await publish_prices(client, server, AWAY, 2000.0, symbol)
+        await sse_resume_and_check(client, server, symbol, away, params={"last_event_id": last_id})
 
 
-async def test_sse_last_event_id_header_wins_over_the_query_parameter(server: RunningServer) -> None:
+async def test_sse_last_event_id_header_wins_over_the_query_parameter(
+    shared_server: RunningServer, own_symbol: str
+) -> None:
     """Given both, the header (the browser's own reconnect) decides where the stream resumes."""
+    server, symbol = shared_server, own_symbol
     async with new_client() as client, asyncio.timeout(WAIT):
-        last_id = await sse_watch_until_seen(client, server)
-        away = await publish_prices(client, server, AWAY, 2000.0)
+        last_id = await sse_watch_until_seen(client, server, symbol)
+        away = await publish_prices(client, server, AWAY, 2000.0, symbol)
         await sse_resume_and_check(
-            client, server, away, headers={"Last-Event-ID": last_id}, params={"last_event_id": "other:3"}
+            client, server, symbol, away, headers={"Last-Event-ID": last_id}, params={"last_event_id": "other:3"}
         )
 
 
-async def test_websocket_client_resumes_with_after_without_loss_or_duplicates(server: RunningServer) -> None:
-    """Resubscribing with `after: {RELIANCE: 50}` and the epoch replays 51..150 once, then goes live."""
+async def test_websocket_client_resumes_with_after_without_loss_or_duplicates(
+    shared_server: RunningServer, own_symbol: str
+) -> None:
+    """Resubscribing with `after: {<symbol>: 50}` and the epoch replays 51..150 once, then goes live."""
+    server, symbol = shared_server, own_symbol
     async with new_client() as client, asyncio.timeout(WAIT):
         async with connect(server.ws_url) as websocket:
-            await websocket.send(json.dumps({"op": "subscribe", "symbols": [SYMBOL]}))
+            await websocket.send(json.dumps({"op": "subscribe", "symbols": [symbol]}))
             subscribed = await ws_frame(websocket)
             assert subscribed["type"] == "subscribed"
             epoch = subscribed["epoch"]
             assert ws_tick(await ws_frame(websocket))["seq"] == 1
-            await publish_prices(client, server, SEEN - 1, 1000.0)
+            await publish_prices(client, server, SEEN - 1, 1000.0, symbol)
             seen = [ws_tick(await ws_frame(websocket))["seq"] for _ in range(SEEN - 1)]
             assert seen == list(range(2, SEEN + 1))
 
-        away = await publish_prices(client, server, AWAY, 2000.0)
+        away = await publish_prices(client, server, AWAY, 2000.0, symbol)
 
         async with connect(server.ws_url) as websocket:
-            op = {"op": "subscribe", "symbols": [SYMBOL], "after": {SYMBOL: SEEN}, "epoch": epoch}
+            op = {"op": "subscribe", "symbols": [symbol], "after": {symbol: SEEN}, "epoch": epoch}
             await websocket.send(json.dumps(op))
             assert (await ws_frame(websocket))["type"] == "subscribed"
             resumed = [ws_tick(await ws_frame(websocket)) for _ in away]
             assert resumed == away
-            [live] = await publish_prices(client, server, 1, 3000.0)
+            [live] = await publish_prices(client, server, 1, 3000.0, symbol)
             assert ws_tick(await ws_frame(websocket)) == live
 
 
-async def test_longpoll_client_resumes_with_after_without_loss_or_duplicates(server: RunningServer) -> None:
+async def test_longpoll_client_resumes_with_after_without_loss_or_duplicates(
+    shared_server: RunningServer, own_symbol: str
+) -> None:
     """Long polling `after=50` (in one or more replies) yields 51..150 once each, with no gap."""
+    server, symbol = shared_server, own_symbol
     async with new_client() as client, asyncio.timeout(WAIT):
-        await publish_prices(client, server, SEEN - 1, 1000.0)
-        first = await client.get(longpoll_url(server))
+        await publish_prices(client, server, SEEN - 1, 1000.0, symbol)
+        first = await client.get(longpoll_url(server, symbol))
         assert first.status_code == 200
         [latest] = first.json()["ticks"]
         assert latest["seq"] == SEEN
         epoch = latest["epoch"]
 
-        away = await publish_prices(client, server, AWAY, 2000.0)
+        away = await publish_prices(client, server, AWAY, 2000.0, symbol)
         resumed: list[Tick] = []
         cursor = SEEN
         while cursor < SEEN + AWAY:
-            response = await client.get(longpoll_url(server), params={"after": cursor, "epoch": epoch, "timeout": 5})
+            response = await client.get(
+                longpoll_url(server, symbol), params={"after": cursor, "epoch": epoch, "timeout": 5}
+            )
             assert response.status_code == 200, response.text
             reply = response.json()
             assert reply["gap"] is False
@@ -195,22 +216,16 @@ async def test_longpoll_client_resumes_with_after_without_loss_or_duplicates(ser
             cursor = resumed[-1]["seq"]
         assert resumed == away
 
-        [live] = await publish_prices(client, server, 1, 3000.0)
-        response = await client.get(longpoll_url(server), params={"after": cursor, "epoch": epoch, "timeout": 5})
+        [live] = await publish_prices(client, server, 1, 3000.0, symbol)
+        response = await client.get(
+            longpoll_url(server, symbol), params={"after": cursor, "epoch": epoch, "timeout": 5}
+        )
         assert response.json() == {"ticks": [live], "gap": False}
 
 
 # --- cursors that cannot be honoured: a gap, then the latest tick ----------------------------
 # These stories need some history, not particular seqs, so they share a server per history size
 # (a server start costs more than a story) and each test reasons from the ticks it published.
-
-
-@pytest.fixture(scope="module")
-def shared_server() -> Iterator[RunningServer]:
-    """A quiet server with the default history, shared by the stories below."""
-    server = start_server("--no-feed", "--heartbeat", "0.5")
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")

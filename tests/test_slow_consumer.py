@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import json
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from urllib.parse import urlparse
 
@@ -24,7 +24,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.conftest import RunningServer, ServerFactory, prices, publish
+from tests.helpers import RunningServer, prices, publish, start_server, until
 
 WAIT = 30.0
 """Upper bound on any single wait, in seconds."""
@@ -77,14 +77,16 @@ class FastClient:
 
 async def caught_up(clients: list[FastClient], seq: int) -> None:
     """Until every fast client has read RELIANCE up to `seq`; a client that died fails the test."""
-    async with asyncio.timeout(WAIT):
-        while any(c.last_seq < seq for c in clients):
-            for client in clients:
-                assert client.task is not None
-                if client.task.done():
-                    client.task.result()
-                    raise AssertionError("a fast client's connection ended early")
-            await asyncio.sleep(0.005)
+
+    def all_read() -> bool:
+        for client in clients:
+            assert client.task is not None
+            if client.task.done():
+                client.task.result()
+                raise AssertionError("a fast client's connection ended early")
+        return all(c.last_seq >= seq for c in clients)
+
+    await until(all_read, timeout=WAIT, step=0.005)
 
 
 async def ws_stats(client: httpx.AsyncClient, server: RunningServer) -> dict[str, int]:
@@ -129,12 +131,20 @@ def contiguous_from(seqs: list[int], start: int) -> bool:
     return seqs == list(range(start, start + len(seqs)))
 
 
+@pytest.fixture(scope="module")
+def small_history_server() -> Iterator[RunningServer]:
+    """History 200, max lag 100; RELIANCE and TCS for the eviction story, INFY for the resume story."""
+    flags = ("--no-feed", "--history", str(HISTORY), "--ws-max-lag", str(MAX_LAG), "--symbols", "RELIANCE,TCS,INFY")
+    with start_server(*flags) as server:
+        yield server
+
+
 async def test_a_stalled_websocket_reader_is_evicted_without_delaying_fifty_others(
-    server_factory: ServerFactory,
+    small_history_server: RunningServer,
 ) -> None:
     """50 fast clients get all 3,000 RELIANCE ticks in order while one client that stopped reading
     is evicted (1008) after a clean in-order prefix, and its resume with `after` reports a gap."""
-    server = server_factory("--no-feed", "--history", str(HISTORY), "--ws-max-lag", str(MAX_LAG))
+    server = small_history_server
     async with (
         httpx.AsyncClient(timeout=WAIT) as http,
         slow_connection(server) as slow,
@@ -177,13 +187,13 @@ async def test_a_stalled_websocket_reader_is_evicted_without_delaying_fifty_othe
                 slow_reader = asyncio.create_task(drain_until_closed(slow))
 
         if slow_reader is None:
+
+            async def evicted() -> bool:
+                return (await ws_stats(http, server))["evicted"] >= 1
+
             try:
-                async with asyncio.timeout(WAIT):
-                    while True:
-                        if (await ws_stats(http, server))["evicted"] >= 1:
-                            break
-                        await asyncio.sleep(0.05)
-            except TimeoutError:
+                await until(evicted, timeout=WAIT, step=0.05)
+            except AssertionError:
                 pytest.fail(f"the slow client was never evicted: {flooded} TCS ticks did not stall its socket")
             slow_reader = asyncio.create_task(drain_until_closed(slow))
         print(f"slow client evicted after round {evicted_at_round}, {flooded} TCS ticks published")
@@ -234,24 +244,22 @@ def opening_price(ticks: list[dict[str, Any]], symbol: str) -> float:
     return price
 
 
-async def test_a_client_cut_off_within_history_resumes_without_loss(server_factory: ServerFactory) -> None:
+async def test_a_client_cut_off_within_history_resumes_without_loss(small_history_server: RunningServer) -> None:
     """Resuming with `after` still inside history replays exactly the missed ticks, no gap."""
-    server = server_factory("--no-feed", "--history", str(HISTORY), "--ws-max-lag", str(MAX_LAG))
+    server, symbol = small_history_server, "INFY"
     async with httpx.AsyncClient(timeout=WAIT) as http:
         async with connect(server.ws_url) as first:
-            await first.send(json.dumps({"op": "subscribe", "symbols": ["RELIANCE"]}))
+            await first.send(json.dumps({"op": "subscribe", "symbols": [symbol]}))
             subscribed = await frame(first)
             assert (await frame(first))["seq"] == 1
-        missed = await publish(http, server, "RELIANCE", prices(HISTORY - 10))
+        missed = await publish(http, server, symbol, prices(HISTORY - 10))
         async with connect(server.ws_url) as again:
             await again.send(
-                json.dumps(
-                    {"op": "subscribe", "symbols": ["RELIANCE"], "after": {"RELIANCE": 1}, "epoch": subscribed["epoch"]}
-                )
+                json.dumps({"op": "subscribe", "symbols": [symbol], "after": {symbol: 1}, "epoch": subscribed["epoch"]})
             )
             assert (await frame(again))["type"] == "subscribed"
             replayed = [await frame(again) for _ in missed]
-            live = await publish(http, server, "RELIANCE", [999.95])
+            live = await publish(http, server, symbol, [999.95])
             after_live = await frame(again)
     assert [(f["type"], f["seq"], f["price"]) for f in replayed] == [("tick", t["seq"], t["price"]) for t in missed]
     assert (after_live["type"], after_live["seq"]) == ("tick", live[0]["seq"])

@@ -8,20 +8,22 @@ import httpx
 import websockets
 from httpx_sse import aconnect_sse
 
-from tests.conftest import RunningServer, prices, publish
+from tests.helpers import RunningServer, prices, publish
 
 
-async def test_published_tick_is_the_latest_price(server: RunningServer) -> None:
+async def test_published_tick_is_the_latest_price(shared_server: RunningServer, own_symbol: str) -> None:
+    server = shared_server
     async with httpx.AsyncClient() as client:
-        stored = await publish(client, server, "RELIANCE", prices(3))
-        response = await client.get(server.url + "/api/price/RELIANCE")
+        stored = await publish(client, server, own_symbol, prices(3))
+        response = await client.get(f"{server.url}/api/price/{own_symbol}")
     assert response.status_code == 200
     assert response.json() == stored[-1]
     assert [t["seq"] for t in stored] == [2, 3, 4]
 
 
-async def test_streams_are_written_straight_to_the_socket(server: RunningServer) -> None:
+async def test_streams_are_written_straight_to_the_socket(shared_server: RunningServer) -> None:
     """The fan-out's fast path (server/outlets.py) is in use: if uvicorn's internals change, this says so."""
+    server = shared_server
     async with (
         asyncio.timeout(20),
         httpx.AsyncClient(timeout=None) as client,

@@ -1,13 +1,16 @@
-"""What a user sees, pinned: the default panes with data, a mode switch, help, an unreachable server.
+"""What a user sees, pinned: the default panes with data at 80x24, 100x30 and 160x45, a mode switch,
+every counter of a pane, help, an unreachable server, a webhook pane.
 
-Deterministic by construction: a quiet server (no simulator) on a fixed port, scripted ticks, a
-poll interval longer than the test, a clock whose delays are fixed, no server-stats line, a
-fixed terminal size. Update with `pytest --snapshot-update` only after looking at the report.
+Deterministic by construction: a fresh quiet server (no simulator) per picture, so every picture
+has the same seq numbers whatever ran first; scripted ticks, a poll interval longer than the test,
+a client clock whose delays are fixed and a wall clock that does not move (so ages read 0 and the
+timelines hold only what arrived "now"), no server-stats line, a fixed terminal size. The server runs on a
+free port, so the server bar names it `SERVER_NAME` instead of showing its URL. Update with
+`pytest --snapshot-update` only after looking at the report.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -15,13 +18,17 @@ import httpx
 import pytest
 from textual.pilot import Pilot
 
-from tests.conftest import TOKEN, RunningServer, start_server
+from tests.helpers import RunningServer, publish, publish_sync, start_server, until
 from tui.app import PushPullApp
 from tui.modes import Backoff, ConnectionState, ServerClock
+from tui.widgets import HelpScreen, PaneDetailScreen
 
-SIZE = (150, 44)
-PORT = 47811
-"""Fixed, because the URL is on screen. A test fails clearly if something else holds it."""
+SIZES = [(80, 24), (100, 30), (160, 45)]
+"""The default terminal, a common small one, and one where the panes are cards side by side."""
+SIZE = (160, 45)
+FROZEN = 1_800_000_000.0
+SERVER_NAME = "http://127.0.0.1:PORT"
+"""What the server bar shows instead of the server's URL, whose port changes from run to run."""
 UNREACHABLE = "http://127.0.0.1:9"
 """The discard port: nothing listens there, so connecting is refused at once."""
 OPENING_PRICES = [1312.45, 1313.10, 1312.80]
@@ -33,7 +40,7 @@ class FrozenClock(ServerClock):
     """Delays fixed at 12.5 ms and a local clock that does not move: the screen cannot drift."""
 
     def __init__(self) -> None:
-        super().__init__(local=lambda: 1_800_000_000.0)
+        super().__init__(local=lambda: FROZEN)
 
     def delay_ms(self, published_at: float) -> float:
         return 12.5
@@ -42,18 +49,11 @@ class FrozenClock(ServerClock):
 @pytest.fixture
 def quiet_server() -> Iterator[RunningServer]:
     """A fresh server per test, so every picture has the same seq numbers whatever runs first."""
-    server = start_server("--no-feed", "--symbols", "RELIANCE,TCS", port=PORT)
-    yield server
-    server.stop()
+    with start_server("--no-feed", "--symbols", "RELIANCE,TCS") as server:
+        yield server
 
 
-def publish_sync(server: RunningServer, prices: list[float]) -> None:
-    body = {"ticks": [{"symbol": "RELIANCE", "price": p} for p in prices]}
-    response = httpx.post(server.url + "/api/publish", json=body, headers={"Authorization": f"Bearer {TOKEN}"})
-    assert response.status_code == 201, response.text
-
-
-def make_app(url: str, **options: Any) -> PushPullApp:
+def make_app(url: str, server_name: str | None = SERVER_NAME, **options: Any) -> PushPullApp:
     return PushPullApp(
         url,
         poll_interval=60.0,
@@ -61,20 +61,25 @@ def make_app(url: str, **options: Any) -> PushPullApp:
         stats_interval=None,
         clock=FrozenClock(),
         seed=7,
+        server_name=server_name,
+        wall_clock=lambda: FROZEN,
+        startup_grace=0,
         **options,
     )
 
 
-async def until(pilot: Pilot[None], condition: Callable[[], bool]) -> None:
-    async with asyncio.timeout(WAIT):
-        while not condition():
-            await pilot.pause(0.02)
-    await pilot.pause(0.5)  # let a repaint show it
+async def shown_once(pilot: Pilot[None], condition: Callable[[], bool]) -> None:
+    """Until the clients' state satisfies `condition`; then the app paints it (as its repaint timer
+    would at its next beat), so the picture shows that state and nothing older."""
+    app = pilot.app
+    assert isinstance(app, PushPullApp)
+    await until(condition, pilot=pilot, timeout=WAIT)
+    app.repaint()
 
 
 def fresh_history(server: RunningServer) -> int:
     """Publish the opening prices and return the newest seq: each test starts from its own ticks."""
-    publish_sync(server, OPENING_PRICES)
+    publish_sync(server, "RELIANCE", OPENING_PRICES)
     latest = httpx.get(server.url + "/api/price/RELIANCE").json()
     return int(latest["seq"])
 
@@ -87,20 +92,32 @@ def with_data(server: RunningServer, then: Callable[[Pilot[None]], Awaitable[Non
         app = pilot.app
         assert isinstance(app, PushPullApp)
         panes = app.panes
-        await until(pilot, lambda: all(p.client.last_tick and p.client.last_tick.seq == head for p in panes))
-        publish_sync(server, LIVE_PRICES)
+        await until(lambda: all(p.client.last_tick and p.client.last_tick.seq == head for p in panes), pilot=pilot)
+        async with httpx.AsyncClient() as http:
+            await publish(http, server, "RELIANCE", LIVE_PRICES)
         last = head + len(LIVE_PRICES)
-        await until(pilot, lambda: all(p.client.last_tick and p.client.last_tick.seq == last for p in panes[1:]))
-        await until(pilot, lambda: panes[1].client.stats.requests == 2)  # the long poll's answered requests
+        await until(lambda: all(p.client.last_tick and p.client.last_tick.seq == last for p in panes[1:]), pilot=pilot)
+        await until(lambda: (t := app.reference.quote.last) is not None and t.seq == last, pilot=pilot)  # the quote
+        await shown_once(pilot, lambda: panes[1].client.stats.requests == 2)  # the long poll's answered requests
         if then is not None:
             await then(pilot)
 
     return run_before
 
 
-def test_default_four_panes_with_data(snap_compare: Any, quiet_server: RunningServer) -> None:
+@pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
+def test_default_four_panes_with_data(snap_compare: Any, quiet_server: RunningServer, size: tuple[int, int]) -> None:
     app = make_app(quiet_server.url)
-    assert snap_compare(app, terminal_size=SIZE, run_before=with_data(quiet_server))
+    assert snap_compare(app, terminal_size=size, run_before=with_data(quiet_server))
+
+
+def test_every_counter_of_the_focused_pane_at_80x24(snap_compare: Any, quiet_server: RunningServer) -> None:
+    async def open_details(pilot: Pilot[None]) -> None:
+        await pilot.press("tab", "enter")
+        await until(lambda: isinstance(pilot.app.screen, PaneDetailScreen), pilot=pilot)
+
+    app = make_app(quiet_server.url)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=with_data(quiet_server, open_details))
 
 
 def test_after_m_on_the_second_pane(snap_compare: Any, quiet_server: RunningServer) -> None:
@@ -110,7 +127,9 @@ def test_after_m_on_the_second_pane(snap_compare: Any, quiet_server: RunningServ
         await pilot.press("tab", "m")
         second = app.panes[1]
         assert second.mode == "sse"
-        await until(pilot, lambda: second.client.state is ConnectionState.LIVE and second.client.stats.updates == 1)
+        await shown_once(
+            pilot, lambda: second.client.state is ConnectionState.LIVE and second.client.stats.updates == 1
+        )
 
     app = make_app(quiet_server.url)
     assert snap_compare(app, terminal_size=SIZE, run_before=with_data(quiet_server, switch_second_pane))
@@ -119,21 +138,23 @@ def test_after_m_on_the_second_pane(snap_compare: Any, quiet_server: RunningServ
 def test_help_screen(snap_compare: Any, quiet_server: RunningServer) -> None:
     async def open_help(pilot: Pilot[None]) -> None:
         await pilot.press("question_mark")
-        await pilot.pause(0.2)
+        await until(lambda: isinstance(pilot.app.screen, HelpScreen), pilot=pilot)
 
     app = make_app(quiet_server.url)
-    assert snap_compare(app, terminal_size=SIZE, run_before=with_data(quiet_server, open_help))
+    assert snap_compare(app, terminal_size=(100, 30), run_before=with_data(quiet_server, open_help))
 
 
 def test_a_pane_that_cannot_reach_its_server(snap_compare: Any) -> None:
     async def wait_unreachable(pilot: Pilot[None]) -> None:
         app = pilot.app
         assert isinstance(app, PushPullApp)
-        await until(pilot, lambda: app.panes[0].client.state is ConnectionState.UNREACHABLE)
+        await shown_once(pilot, lambda: app.panes[0].client.state is ConnectionState.UNREACHABLE)
 
     # The third refusal says unreachable; the fourth try waits 1-2 s, time enough to take the picture.
-    app = make_app(UNREACHABLE, modes=["sse"], backoff=Backoff(base=0.5, cap=10.0, unreachable_after=3))
-    assert snap_compare(app, terminal_size=(100, 40), run_before=wait_unreachable)
+    app = make_app(
+        UNREACHABLE, server_name=None, modes=["sse"], backoff=Backoff(base=0.5, cap=10.0, unreachable_after=3)
+    )
+    assert snap_compare(app, terminal_size=(80, 24), run_before=wait_unreachable)
 
 
 def test_a_webhook_pane_beside_an_sse_pane(snap_compare: Any, quiet_server: RunningServer) -> None:
@@ -143,10 +164,12 @@ def test_a_webhook_pane_beside_an_sse_pane(snap_compare: Any, quiet_server: Runn
         app = pilot.app
         assert isinstance(app, PushPullApp)
         sse, webhook = app.panes
-        await until(pilot, lambda: webhook.client.state is ConnectionState.LIVE and sse.client.stats.updates == 1)
-        publish_sync(quiet_server, LIVE_PRICES)
+        await until(lambda: webhook.client.state is ConnectionState.LIVE and sse.client.stats.updates == 1, pilot=pilot)
+        async with httpx.AsyncClient() as http:
+            await publish(http, quiet_server, "RELIANCE", LIVE_PRICES)
         last = head + len(LIVE_PRICES)
-        await until(pilot, lambda: all(p.client.last_tick and p.client.last_tick.seq == last for p in app.panes))
+        await until(lambda: (t := app.reference.quote.last) is not None and t.seq == last, pilot=pilot)
+        await shown_once(pilot, lambda: all(p.client.last_tick and p.client.last_tick.seq == last for p in app.panes))
 
     app = make_app(quiet_server.url, modes=["sse", "webhook"])
-    assert snap_compare(app, terminal_size=(110, 44), run_before=deliver)
+    assert snap_compare(app, terminal_size=(100, 30), run_before=deliver)

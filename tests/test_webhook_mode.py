@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import httpx
 from standardwebhooks import Webhook
 
-from tests.conftest import RunningServer, prices, publish
+from tests.helpers import RunningServer, prices, publish, until
 from tui.modes import Backoff, ConnectionState, WebhookClient
 
 WAIT = 30.0
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    """Sample until the condition holds (the story's timeout bounds it)."""
-    while True:
-        if condition():
-            return
-        await asyncio.sleep(0.02)
 
 
 @asynccontextmanager
@@ -34,8 +26,11 @@ async def running(client: WebhookClient) -> AsyncIterator[None]:
         await asyncio.wait_for(task, 10)
 
 
-async def test_a_webhook_pane_receives_every_tick_in_order_and_deregisters(server: RunningServer) -> None:
-    client = WebhookClient(server.url, "RELIANCE", backoff=Backoff(base=0.05, cap=0.2))
+async def test_a_webhook_pane_receives_every_tick_in_order_and_deregisters(
+    shared_server: RunningServer, own_symbol: str
+) -> None:
+    server = shared_server
+    client = WebhookClient(server.url, own_symbol, backoff=Backoff(base=0.05, cap=0.2))
     seen: list[int] = []
     client.on_tick = lambda tick: seen.append(tick.seq)
     async with asyncio.timeout(WAIT), httpx.AsyncClient() as http:
@@ -43,18 +38,19 @@ async def test_a_webhook_pane_receives_every_tick_in_order_and_deregisters(serve
             await until(lambda: client.state is ConnectionState.LIVE)
             webhook_id = client.webhook_id
             assert client.receiver_url is not None and "the server calls us" in client.explain()
-            await publish(http, server, "RELIANCE", prices(20))
+            await publish(http, server, own_symbol, prices(20))
             await until(lambda: len(seen) == 20)
             assert seen == list(range(2, 22))
             assert client.stats.missed == 0 and client.stats.rejected == 0 and client.stats.requests == 20
         assert (await http.get(f"{server.url}/api/webhooks/{webhook_id}")).status_code == 404
 
 
-async def test_forged_stale_and_replayed_deliveries_are_rejected(server: RunningServer) -> None:
-    client = WebhookClient(server.url, "TCS", backoff=Backoff(base=0.05, cap=0.2))
+async def test_forged_stale_and_replayed_deliveries_are_rejected(shared_server: RunningServer, own_symbol: str) -> None:
+    server = shared_server
+    client = WebhookClient(server.url, own_symbol, backoff=Backoff(base=0.05, cap=0.2))
     async with asyncio.timeout(WAIT), httpx.AsyncClient() as http, running(client):
         await until(lambda: client.state is ConnectionState.LIVE)
-        await publish(http, server, "TCS", prices(1))
+        await publish(http, server, own_symbol, prices(1))
         await until(lambda: client.stats.updates == 1)
         assert client.receiver_url is not None
         tick = client.last_tick
@@ -73,7 +69,7 @@ async def test_forged_stale_and_replayed_deliveries_are_rejected(server: Running
         late = await http.post(client.receiver_url, content=body, headers=headers_for(secret, "msg_y", stale, body))
         assert late.status_code == 401
         # a replay of a genuine delivery id
-        first_id = f"msg_{tick.epoch}_TCS_{tick.seq}"
+        first_id = f"msg_{tick.epoch}_{own_symbol}_{tick.seq}"
         replay = await http.post(client.receiver_url, content=body, headers=headers_for(secret, first_id, now, body))
         assert replay.status_code == 200
         assert client.stats.rejected == 3

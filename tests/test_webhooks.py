@@ -9,12 +9,13 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 import pytest
 from standardwebhooks import Webhook
 
-from tests.conftest import RunningServer, ServerFactory, prices, publish
+from tests.helpers import RunningServer, ServerFactory, prices, publish, until
 
 WAIT = 30.0
 Reply = tuple[int, dict[str, str]]
@@ -78,14 +79,6 @@ def verified_seqs(receiver: Receiver, secret: str) -> list[int]:
     return seqs
 
 
-async def until(condition: Callable[[], bool]) -> None:
-    """Sample until the condition holds (each story's timeout bounds it)."""
-    while True:
-        if condition():
-            return
-        await asyncio.sleep(0.02)
-
-
 async def test_a_receiver_gets_100_ticks_in_order_each_verifying(server: RunningServer) -> None:
     async with asyncio.timeout(WAIT), httpx.AsyncClient() as http, receiving(Receiver()) as receiver:
         created = await register(http, server, receiver.url, ["RELIANCE"])
@@ -101,13 +94,13 @@ async def test_a_receiver_gets_100_ticks_in_order_each_verifying(server: Running
 
 
 async def test_failed_attempts_are_retried_and_every_tick_still_arrives_in_order_once(
-    server_factory: ServerFactory,
+    shared_server: RunningServer, own_symbol: str
 ) -> None:
-    server = server_factory("--no-feed")
+    server = shared_server
     failing = Receiver(answer=lambda attempt: (500, {}) if attempt <= 3 else (200, {}))
     async with asyncio.timeout(WAIT), httpx.AsyncClient() as http, receiving(failing) as receiver:
-        created = await register(http, server, receiver.url, ["TCS"])
-        await publish(http, server, "TCS", prices(5))
+        created = await register(http, server, receiver.url, [own_symbol])
+        await publish(http, server, own_symbol, prices(5))
         await until(lambda: len(receiver.requests) >= 8)
         seqs = verified_seqs(receiver, created["secret"])
         assert seqs[:4] == [2, 2, 2, 2]  # three 500s, then the same tick again
@@ -116,29 +109,56 @@ async def test_failed_attempts_are_retried_and_every_tick_still_arrives_in_order
         assert state["failed_attempts"] == 3 and state["delivered"] == 5
 
 
-async def test_retry_after_is_waited_for(server: RunningServer) -> None:
-    slow_down = Receiver(answer=lambda attempt: (503, {"retry-after": "1"}) if attempt == 1 else (200, {}))
-    async with asyncio.timeout(WAIT), httpx.AsyncClient() as http, receiving(slow_down) as receiver:
-        await register(http, server, receiver.url, ["RELIANCE"])
-        await publish(http, server, "RELIANCE", prices(1))
-        await until(lambda: len(receiver.requests) >= 2)
-        first, second = receiver.requests[0][0], receiver.requests[1][0]
-        assert second - first >= 0.95  # the receiver asked for a second; the backoff alone is far shorter
-
-
-async def test_410_disables_the_endpoint_at_once(server: RunningServer) -> None:
-    gone = Receiver(answer=lambda attempt: (410, {}))
-    async with asyncio.timeout(WAIT), httpx.AsyncClient() as http, receiving(gone) as receiver:
-        created = await register(http, server, receiver.url, ["RELIANCE"])
-        await publish(http, server, "RELIANCE", prices(3))
+async def test_retry_after_is_waited_for(shared_server: RunningServer, own_symbol: str) -> None:
+    """A receiver that answers 503 with `retry-after: 30` is not asked again while a neighbour on the
+    same tick fails twice and is retried twice on the backoff alone (0.25-0.5 s, then 0.5-1 s): a
+    server that ignored `retry-after` would have retried within the first of those."""
+    server = shared_server
+    slow_down = Receiver(answer=lambda attempt: (503, {"retry-after": "30"}))
+    neighbour = Receiver(answer=lambda attempt: (500, {}) if attempt <= 2 else (200, {}))
+    async with (
+        asyncio.timeout(WAIT),
+        httpx.AsyncClient() as http,
+        receiving(slow_down) as receiver,
+        receiving(neighbour) as witness,
+    ):
+        created = await register(http, server, receiver.url, [own_symbol])
+        await register(http, server, witness.url, [own_symbol])
+        await publish(http, server, own_symbol, prices(1))
+        await until(lambda: len(witness.requests) >= 3)  # two backoffs have passed, on the server's clock
+        assert len(receiver.requests) == 1
         url = server.url + f"/api/webhooks/{created['id']}"
-        await until(lambda: len(receiver.requests) >= 1)
-        state = {}
-        while state.get("state") != "disabled":
+        state = (await http.get(url)).json()
+        assert (state["last_status"], state["pending"], state["delivered"]) == (503, 1, 0), state  # held, not lost
+        assert (await http.delete(url)).status_code == 204
+
+
+async def test_410_disables_the_endpoint_at_once(shared_server: RunningServer, own_symbol: str) -> None:
+    """After a 410 the endpoint gets nothing more: not the rest of its queue, not later ticks, which
+    a witness endpoint registered on the same symbol afterwards does receive."""
+    server = shared_server
+    gone = Receiver(answer=lambda attempt: (410, {}))
+    async with (
+        asyncio.timeout(WAIT),
+        httpx.AsyncClient() as http,
+        receiving(gone) as receiver,
+        receiving(Receiver()) as witness,
+    ):
+        created = await register(http, server, receiver.url, [own_symbol])
+        await publish(http, server, own_symbol, prices(3))
+        url = server.url + f"/api/webhooks/{created['id']}"
+        state: dict[str, Any] = {}
+
+        async def disabled() -> bool:
+            nonlocal state
             state = (await http.get(url)).json()
-        assert "410" in state["disabled_reason"]
-        await publish(http, server, "RELIANCE", prices(3))
-        await asyncio.sleep(0.3)
+            return bool(state["state"] == "disabled")
+
+        await until(disabled)
+        assert "410" in state["disabled_reason"] and state["pending"] == 0
+        await register(http, server, witness.url, [own_symbol])
+        later = await publish(http, server, own_symbol, prices(3, start=2000.0))
+        await until(lambda: len(witness.requests) >= len(later))  # the server has handed these ticks out
         assert len(receiver.requests) == 1
         assert (await http.delete(url)).status_code == 204
         assert (await http.get(url)).status_code == 404
@@ -159,7 +179,8 @@ async def test_410_disables_the_endpoint_at_once(server: RunningServer) -> None:
         "not a url",
     ],
 )
-async def test_registration_outside_the_allow_list_is_refused(server: RunningServer, url: str) -> None:
+async def test_registration_outside_the_allow_list_is_refused(shared_server: RunningServer, url: str) -> None:
+    server = shared_server
     async with httpx.AsyncClient() as http:
         response = await http.post(server.url + "/api/webhooks", json={"url": url, "symbols": ["RELIANCE"]})
     assert response.status_code == 422, response.text
@@ -167,10 +188,11 @@ async def test_registration_outside_the_allow_list_is_refused(server: RunningSer
 
 
 async def test_a_name_resolving_outside_the_allow_list_is_refused_and_loopback_names_are_allowed(
-    server: RunningServer,
+    shared_server: RunningServer,
 ) -> None:
     """Checked after resolution: `localhost` is loopback (allowed); `167772161` and `0x0a000001`
     are names that resolve to 10.0.0.1 without looking like an address (refused)."""
+    server = shared_server
     async with httpx.AsyncClient() as http:
         ok = await http.post(
             server.url + "/api/webhooks", json={"url": "http://localhost:9/hook", "symbols": ["RELIANCE"]}
@@ -182,9 +204,11 @@ async def test_a_name_resolving_outside_the_allow_list_is_refused_and_loopback_n
             )
             assert refused.status_code == 422, name
             assert "10.0.0.1" in refused.json()["detail"]
+        assert (await http.delete(server.url + f"/api/webhooks/{ok.json()['id']}")).status_code == 204
 
 
-async def test_bad_registrations(server: RunningServer) -> None:
+async def test_bad_registrations(shared_server: RunningServer) -> None:
+    server = shared_server
     async with httpx.AsyncClient() as http:
         url = server.url + "/api/webhooks"
         assert (await http.post(url, json={"url": "http://127.0.0.1:9/", "symbols": ["NOPE"]})).status_code == 404
@@ -214,9 +238,13 @@ async def test_an_endpoint_failing_for_too_long_is_disabled_and_says_so(server_f
         await publish(http, server, "RELIANCE", prices(2))
         url = server.url + f"/api/webhooks/{created['id']}"
         state: dict[str, object] = {}
-        while state.get("state") != "disabled":
-            await asyncio.sleep(0.1)
+
+        async def disabled() -> bool:
+            nonlocal state
             state = (await http.get(url)).json()
+            return state["state"] == "disabled"
+
+        await until(disabled, step=0.1)
         assert "failing for over 1 s" in str(state["disabled_reason"])
         assert state["delivered"] == 0 and int(str(state["failed_attempts"])) >= 2
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
-from tests.conftest import RunningServer, prices, publish
+from tests.helpers import RunningServer, prices, publish, until
 from tui.modes import ConnectionState, make_client
 
 
@@ -66,14 +66,6 @@ async def relay_to(server: RunningServer) -> AsyncIterator[Relay]:
         listener.close()
 
 
-async def until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
-    async with asyncio.timeout(timeout):
-        while True:
-            if condition():
-                return
-            await asyncio.sleep(0.01)
-
-
 @pytest.mark.parametrize("mode", ["poll", "longpoll", "sse", "ws"])
 async def test_a_clients_wire_bytes_equal_what_a_relay_counted(server: RunningServer, mode: str) -> None:
     async with relay_to(server) as relay:
@@ -89,7 +81,9 @@ async def test_a_clients_wire_bytes_equal_what_a_relay_counted(server: RunningSe
             # Compared while the connection is still open (a close frame or chunk terminator
             # would come after); the relay may lag the client by a write, so wait for it to agree.
             with contextlib.suppress(TimeoutError):
-                await until(lambda: (stats.wire_bytes_sent, stats.wire_bytes_received) == (relay.up, relay.down), 5)
+                await until(
+                    lambda: (stats.wire_bytes_sent, stats.wire_bytes_received) == (relay.up, relay.down), timeout=5
+                )
             assert (stats.wire_bytes_sent, stats.wire_bytes_received) == (relay.up, relay.down)
             assert stats.wire_bytes_received > stats.bytes_received  # headers and framing are on the wire too
         finally:
@@ -104,7 +98,7 @@ async def test_polling_every_100_ms_costs_more_wire_bytes_per_update_than_sse(se
     sse = make_client("sse", fed.url, "INFY")
     tasks = [asyncio.create_task(c.run()) for c in (poll, sse)]
     try:
-        await until(lambda: poll.stats.updates >= 8 and sse.stats.updates >= 8, 30)
+        await until(lambda: poll.stats.updates >= 8 and sse.stats.updates >= 8, timeout=30)
     finally:
         for client in (poll, sse):
             await client.stop()

@@ -120,6 +120,7 @@ class PushPullApp(App[None]):
         seed: int | None = None,
         wall_clock: Callable[[], float] = time.time,
         startup_grace: float = STARTUP_GRACE,
+        server_name: str | None = None,
     ) -> None:
         super().__init__()
         self.server_url = server_url.rstrip("/")
@@ -144,8 +145,9 @@ class PushPullApp(App[None]):
         """The simulator's configured rate, when the server says; else theory uses the measured one."""
         self.paused = False
         self._pane_ids = 0
-        # Held, not queried: queries look at the active screen, and help may be on top.
-        self.server_bar = ServerBar(self.server_url, symbol=symbol, embedded=embedded, id="server-bar")
+        # Held, not queried: queries look at the active screen, and help may be on top. It shows
+        # `server_name` instead of the URL if given: a picture that must not show the port (tests).
+        self.server_bar = ServerBar(server_name or self.server_url, symbol=symbol, embedded=embedded, id="server-bar")
         self.quote_header = QuoteHeader(id="quote")
         self.reference = ReferenceFeed(self.server_url, symbol, clock=clock, backoff=backoff, seed=seed)
         self.published_row = Static(id="published-row")

@@ -50,8 +50,10 @@ async def test_every_pane_the_comparison_and_the_keys_are_on_screen(
             assert inside(pane.region, screen), (size, pane.number, pane.region)
         for widget in (app.query_one(Comparison), app.query_one(QuoteHeader), app.query_one(KeyBar)):
             assert inside(widget.region, screen), (size, widget)
-        shown = {hint.description for hint in app.query_one(KeyBar).fitting(size[0] - 2)}
+        bar = app.query_one(KeyBar)
+        shown = {hint.description for hint in bar.fitting(size[0] - 2)}
         assert {"Help", "Quit"} <= shown
+        assert len(shown) >= len(bar.hints) - 1  # from 80 columns every key shows (the palette may not)
         detail = app.query_one("#pane-detail", PaneDetail)
         if app.card_columns == 0 and detail.display:  # rows: the focused pane's every counter below
             assert inside(detail.region, screen)
@@ -134,3 +136,18 @@ async def test_the_app_keeps_up_with_a_fast_feed_in_either_layout(
         for pane in app.panes:
             if pane.mode != "poll":
                 assert pane.client.stats.missed == 0, pane.mode
+
+
+async def test_resizing_switches_between_rows_and_cards_at_once(shared_server: RunningServer) -> None:
+    app = PushPullApp(shared_server.url, stats_interval=None)
+    async with asyncio.timeout(WAIT), app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert app.card_columns == 0
+        for size, cards in (((160, 45), True), ((80, 24), False), ((200, 55), True)):
+            await pilot.resize_terminal(*size)
+            await pilot.pause()
+            assert (app.card_columns > 0) is cards, size
+            screen = app.screen.region
+            for pane in app.panes:
+                assert inside(pane.region, screen), (size, pane.number, pane.region)
+            assert inside(app.query_one(KeyBar).region, screen), size

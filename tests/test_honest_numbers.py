@@ -9,7 +9,7 @@ import itertools
 import httpx
 import pytest
 
-from tests.helpers import RunningServer, publish, until
+from tests.helpers import RunningServer, ServerFactory, publish, until
 from tui.app import PushPullApp
 from tui.modes import ConnectionState, ModeClient, make_client
 from tui.runner import ClientThread
@@ -118,3 +118,14 @@ def test_the_bench_prints_no_percentile_from_too_few_samples() -> None:
     from tui.bench import samples_needed
 
     assert samples_needed(0.5) == 10 and samples_needed(0.95) == 100 and samples_needed(0.99) == 500
+
+
+@pytest.mark.parametrize("mode", ["longpoll", "sse", "ws"])
+async def test_a_pause_longer_than_the_servers_history_is_a_gap_not_misses(
+    server_factory: ServerFactory, mode: str
+) -> None:
+    short = server_factory("--no-feed", "--history", "10")
+    client = make_client(mode, short.url, "HDFCBANK")
+    await paused_while_published(client, short, "HDFCBANK", 30)  # 30 published, 10 kept
+    assert client.stats.gaps == 1  # said, once
+    assert client.stats.missed == 0  # published while paused: not this mode's miss

@@ -58,3 +58,11 @@ def test_a_miss_wins_a_shared_cell_then_a_receipt_then_an_empty_answer() -> None
 def test_the_window_follows_the_width_within_bounds() -> None:
     assert window_for(40) == 10.0
     assert window_for(4) == 5.0 and window_for(400) == 20.0
+
+
+def test_ticks_before_the_first_one_a_run_received_are_not_marked_missed() -> None:
+    """As the counter counts: a webhook still registering, or a poll's first answer still on its
+    way, has not missed what came before its first tick."""
+    events = [Event(NOW - 4.0, 13, "e"), Event(NOW - 0.5, 14, "e")]
+    strip = received_strip(events, PUBLISHED, now=NOW, window=WINDOW, width=WIDTH, running_since=NOW - 9.5).plain
+    assert glyph("missed") not in strip

@@ -70,7 +70,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
             flag for flag, value in (("--tick-rate", args.tick_rate), ("--seed", args.seed)) if value is not None
         ]
         if ignored:
-            fail(PROG, f"{' and '.join(ignored)} set the bundled server; a server given by --server runs its own feed")
+            verb = "set" if len(ignored) > 1 else "sets"
+            fail(
+                PROG, f"{' and '.join(ignored)} {verb} the bundled server; a server given by --server runs its own feed"
+            )
     return args
 
 

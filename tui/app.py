@@ -9,10 +9,11 @@ from typing import ClassVar
 
 import httpx
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Container
+from textual.geometry import Size
 from textual.screen import Screen
 from textual.widgets import Static
 
@@ -244,13 +245,14 @@ class PushPullApp(App[None]):
 
     # -- layout by size ----------------------------------------------------------------------------
 
-    def on_resize(self) -> None:
-        self.arrange_panes()
+    def on_resize(self, event: events.Resize) -> None:
+        # The app's own size is updated after this handler runs: lay out for the event's.
+        self.arrange_panes(event.size)
 
-    def arrange_panes(self) -> None:
+    def arrange_panes(self, size: Size | None = None) -> None:
         """Cards side by side when they fit, else one row per pane and the focused pane's counters."""
         panes = self.panes
-        width, height = self.size
+        width, height = size or self.size
         columns = card_columns(width, height, len(panes), sum(pane.mode == "poll" for pane in panes))
         self.card_columns = columns
         box = self.pane_box

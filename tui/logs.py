@@ -37,6 +37,8 @@ def configure_logging(log_file: Path | None) -> KeptErrors:
         root.removeHandler(handler)
     kept = KeptErrors()
     root.addHandler(kept)
+    for chatty in ("httpx", "httpcore", "websockets"):  # a line per request, on the clients' threads
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     if log_file is not None:
         file_handler = logging.FileHandler(log_file, encoding="utf-8")
         file_handler.setFormatter(logging.Formatter(FORMAT))

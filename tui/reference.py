@@ -45,7 +45,9 @@ class ReferenceFeed:
         return make_client("ws", self.server_url, symbol, on_tick=self._take, **self.client_options)
 
     def _take(self, tick: Tick) -> None:
-        """On the client's thread, for every tick."""
+        """On the client's thread, for every tick (a late one of the previous symbol is dropped)."""
+        if tick.symbol != self.quote.symbol:
+            return
         self.quote.take(tick, at=self.client.clock.local())
         self.published.append(Published(tick.ts - self.client.clock.offset, tick.seq))
 

@@ -102,17 +102,20 @@ def received_strip(
             marks[column] = kind
 
     received: set[int] = set()
+    first_this_run: int | None = None
     for event in events:
         if event.empty:
             mark(event.at, "empty")
         else:
             received.add(event.seq)
+            if running_since is not None and event.at >= running_since and first_this_run is None:
+                first_this_run = event.seq
             mark(event.at, "received")
-    if running_since is not None:
-        newest = max(received, default=None)
+    if running_since is not None and first_this_run is not None:
+        newest = max(received)
         for tick in published:
-            # Missed: published while it ran, never received, and older than what it has since
-            # received (a tick newer than its newest may simply be on its way).
-            if tick.at >= running_since and tick.seq not in received and newest is not None and tick.seq < newest:
+            # Missed, as the counter counts it: between the first tick this run received and
+            # its newest (a newer one may be on its way), published while it ran, never received.
+            if first_this_run < tick.seq < newest and tick.at >= running_since and tick.seq not in received:
                 mark(tick.at, "missed")
     return _draw(marks, width)

@@ -305,7 +305,9 @@ class ModeClient(ABC):
     def saw_gap(self) -> None:
         """The server said it cannot resume from our cursor: count it and start afresh."""
         self.stats.gaps += 1
-        if self.epoch is not None and self.cursor is not None:
+        # Skipped ticks are misses, unless we were paused: then the pause outlasted the server's
+        # history, and what it dropped was published while we chose not to listen.
+        if self.epoch is not None and self.cursor is not None and self.replay_before is None:
             self.skipped_from = (self.epoch, self.cursor)
         self.cursor = None
         self.epoch = None  # the tick that follows may bring a new epoch: one gap, counted once

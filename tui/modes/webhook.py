@@ -21,8 +21,9 @@ from tui.modes.base import ModeClient, ModeError
 
 __all__ = ["WebhookClient"]
 
-HEALTH_EVERY = 2.0
-"""Seconds between checks that our registration is still active on the server."""
+HEALTH_EVERY = 10.0
+"""Seconds between checks that our registration is still active on the server (each a request
+this mode makes, counted with its deliveries)."""
 SEEN_IDS = 10_000
 """How many delivery ids are remembered for replay detection."""
 
@@ -63,6 +64,7 @@ class WebhookClient(ModeClient):
             response = await self.http.post(
                 f"{self.server_url}/api/webhooks", json={"url": self.receiver_url, "symbols": [self.symbol]}
             )
+            self.stats.requests += 1
             self.count_exchange(response)
             if response.status_code == 404:
                 raise ModeError(f"unknown symbol {self.symbol!r}")
@@ -91,6 +93,8 @@ class WebhookClient(ModeClient):
         while True:
             await asyncio.sleep(HEALTH_EVERY)
             response = await self.http.get(f"{self.server_url}/api/webhooks/{self.webhook_id}")
+            self.stats.requests += 1
+            self.count_exchange(response)
             if response.status_code == 404:
                 raise ModeError("the server forgot our webhook")
             response.raise_for_status()
@@ -102,7 +106,9 @@ class WebhookClient(ModeClient):
         if webhook_id is None or self._http is None:
             return
         with contextlib.suppress(httpx.HTTPError, asyncio.CancelledError):
-            await asyncio.wait_for(self._http.delete(f"{self.server_url}/api/webhooks/{webhook_id}"), 2.0)
+            response = await asyncio.wait_for(self._http.delete(f"{self.server_url}/api/webhooks/{webhook_id}"), 2.0)
+            self.stats.requests += 1
+            self.count_exchange(response)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """A minimal HTTP/1.1 keep-alive handler: one delivery per request."""

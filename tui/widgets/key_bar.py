@@ -20,6 +20,10 @@ KEY_STYLE = "bold #ffa62b"
 SHOWN_KEYS = {"plus": "+", "minus": "-", "question_mark": "?", "shift+tab": "⇧tab", "equals_sign": "="}
 
 
+TIGHT = {"tab ⇧tab": "⇥", "enter": "↵", "Interval": "Poll", "Symbol": "Sym", "Details": "More", "Palette": "Cmds"}
+"""Shorter keys and labels for a narrow terminal, so every key can still show at 80 columns."""
+
+
 @dataclass(frozen=True, slots=True)
 class KeyHint:
     keys: str
@@ -31,6 +35,23 @@ class KeyHint:
     @property
     def width(self) -> int:
         return len(self.keys) + 1 + len(self.description) + 2
+
+    def tight(self) -> KeyHint:
+        """The same hint, shorter (one space after it instead of two)."""
+        keys = TIGHT.get(self.keys, self.keys)
+        if len(keys) > 5 and keys.isalnum():  # mM12345 -> mM1-5
+            keys = keys[:3] + "-" + keys[-1]
+        return _TightHint(keys, TIGHT.get(self.description, self.description), self.priority)
+
+
+@dataclass(frozen=True, slots=True)
+class _TightHint(KeyHint):
+    @property
+    def width(self) -> int:
+        return len(self.keys) + 1 + len(self.description) + 1
+
+    def tight(self) -> KeyHint:
+        return self
 
 
 class KeyBar(Static):
@@ -52,14 +73,18 @@ class KeyBar(Static):
         self.show()
 
     def fitting(self, width: int) -> list[KeyHint]:
-        """The hints that fit in `width` cells, most important first kept, in display order."""
+        """The hints that fit in `width` cells: all of them, in short form if need be; else the
+        most important, in short form, in display order."""
+        if sum(hint.width for hint in self.hints) <= width:
+            return self.hints
+        hints = [hint.tight() for hint in self.hints]
         kept: set[int] = set()
         used = 0
-        for index, hint in sorted(enumerate(self.hints), key=lambda pair: pair[1].priority):
+        for index, hint in sorted(enumerate(hints), key=lambda pair: pair[1].priority):
             if used + hint.width <= width:
                 kept.add(index)
                 used += hint.width
-        return [hint for index, hint in enumerate(self.hints) if index in kept]
+        return [hint for index, hint in enumerate(hints) if index in kept]
 
     def show(self) -> None:
         width = self.content_size.width or self.size.width
@@ -69,7 +94,7 @@ class KeyBar(Static):
         line = Text(no_wrap=True, overflow="crop")
         for hint in self.fitting(width):
             line.append(hint.keys, KEY_STYLE)
-            line.append(f" {hint.description}  ")
+            line.append(f" {hint.description}" + " " * (hint.width - len(hint.keys) - 1 - len(hint.description)))
         self.update(line)
 
 

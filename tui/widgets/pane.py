@@ -34,7 +34,7 @@ STATE_BADGES: dict[ConnectionState, tuple[str, str]] = {
     ConnectionState.LIVE: ("● live", "green"),
     ConnectionState.RECONNECTING: ("◌ reconnecting", "yellow"),
     ConnectionState.UNREACHABLE: ("✕ unreachable", "red"),
-    ConnectionState.FAILED: ("✕ failed (a bug: see the log)", "red"),
+    ConnectionState.FAILED: ("✕ failed", "red"),
     ConnectionState.STOPPED: ("■ stopped", "grey50"),
 }
 ROW_LABEL_WIDTH = 47

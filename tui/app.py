@@ -460,8 +460,8 @@ def published_row(reference: ReferenceFeed, width: int, now: float) -> Text:
     return label + published_strip(list(reference.published), now=now, window=window, width=strip)
 
 
-MIN_DETAIL_HEIGHT = 6
-"""Lines the focused pane's counters need below the rows: a title and five rows of columns."""
+MIN_DETAIL_HEIGHT = 7
+"""Lines the focused pane's counters need below the rows: a title, its status and five rows."""
 
 
 def rows_mode_lines(panes: list[Pane]) -> int:

@@ -203,7 +203,8 @@ class Pane(Vertical, can_focus=True):
             self._shown[selector] = key
             self.parts[selector].update(content, layout=False)  # every part has a fixed height
 
-    def _badge(self) -> Text:
+    def status(self) -> Text:
+        """State, time to the next try and why the last failed: `● live`, `✕ unreachable · retry in 1.2 s (...)`."""
         client = self.client
         if self.paused:
             return Text("‖ paused", "grey50")
@@ -220,7 +221,7 @@ class Pane(Vertical, can_focus=True):
         client = self.client
         title = Text.assemble((f"{self.number} ", "bold"), (client.mode, "bold"), " · ", client.title)
         title.append("\n")
-        title.append_text(self._badge())
+        title.append_text(self.status())
         return title
 
     def _seen_line(self, brief: bool = False) -> Text:
@@ -271,9 +272,10 @@ class Pane(Vertical, can_focus=True):
         """The whole pane on one line: number, mode, state, own price and its age, its timeline."""
         marker = "▸" if self.has_focus else " "
         label = Text.assemble((marker, "bold #ffa62b"), (f"{self.number} ", "bold"), (f"{self.client.mode:<9}", "bold"))
-        badge = self._badge()
-        badge.truncate(BADGE_WIDTH, overflow="ellipsis", pad=True)
+        badge = self.status()
+        badge.truncate(BADGE_WIDTH - 1, overflow="ellipsis", pad=True)
         label.append_text(badge)
+        label.append(" ")
         seen = self._seen_line(brief=True)
         seen.truncate(ROW_LABEL_WIDTH - label.cell_len - 1, overflow="ellipsis", pad=True)
         label.append_text(seen)

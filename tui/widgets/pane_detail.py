@@ -36,10 +36,13 @@ class PaneDetail(Static):
             self.border_title = "no pane"
             return
         rows = counter_rows(pane.client)
+        status = pane.status()
         fit_across = max(1, (self.content_size.width or 80) // LABEL_AND_VALUE)
-        per_column = max(1, self.content_size.height or len(rows)) if self.fill_height else -(-len(rows) // 2)
+        # A panel: as many columns as its height needs, below the status line; a dialog: two.
+        height = max(1, (self.content_size.height or len(rows)) - 1)
+        per_column = height if self.fill_height else -(-len(rows) // 2)
         columns = min(fit_across, -(-len(rows) // per_column))
-        key = (pane.number, pane.mode, rows, columns)
+        key = (pane.number, pane.mode, rows, columns, status.markup)
         if key == self._shown:
             return
         same_shape = isinstance(self._shown, tuple) and (len(self._shown[2]), self._shown[3]) == (len(rows), columns)
@@ -47,7 +50,7 @@ class PaneDetail(Static):
         self.border_title = Text.assemble(
             (f"{pane.number} {pane.mode}", "bold"), " · ", pane.client.title, (" · every counter", "grey50")
         ).markup
-        self.update(counters_table(rows, columns), layout=not same_shape)
+        self.update(Text("\n").join([status, counters_table(rows, columns)]), layout=not same_shape)
 
 
 class PaneDetailScreen(ModalScreen[None]):

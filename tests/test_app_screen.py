@@ -17,6 +17,9 @@ from tui.modes import ConnectionState
 from tui.widgets import Comparison, KeyBar, Pane, PaneDetail, PaneDetailScreen, QuoteHeader
 
 SIZES = [(80, 24), (100, 30), (120, 35), (160, 45), (200, 55)]
+FOUR = ["poll", "longpoll", "sse", "ws"]
+SIX = ["poll", "longpoll", "sse", "ws", "webhook", "poll"]
+"""Six panes, the most there can be (four at every size are in the snapshots too)."""
 WAIT = 30.0
 
 
@@ -34,14 +37,15 @@ def inside(widget_region: object, screen_region: object) -> bool:
     return widget_region.area > 0 and screen_region.contains_region(widget_region)
 
 
-@pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
 @pytest.mark.parametrize(
-    "modes", [["poll", "longpoll", "sse", "ws"], ["poll", "longpoll", "sse", "ws", "webhook", "poll"]]
+    ("size", "modes"),
+    [(size, SIX) for size in SIZES] + [((120, 35), FOUR), ((200, 55), FOUR)],
+    ids=[f"{w}x{h}-6" for w, h in SIZES] + ["120x35-4", "200x55-4"],
 )
 async def test_every_pane_the_comparison_and_the_keys_are_on_screen(
-    server: RunningServer, size: tuple[int, int], modes: list[str]
+    shared_server: RunningServer, size: tuple[int, int], modes: list[str]
 ) -> None:
-    app = PushPullApp(server.url, modes=modes, stats_interval=None)
+    app = PushPullApp(shared_server.url, modes=modes, stats_interval=None)
     async with asyncio.timeout(WAIT), app.run_test(size=size) as pilot:
         await until(lambda: all(p.client.state is ConnectionState.LIVE for p in app.panes), pilot=pilot)
         await pilot.pause()
@@ -68,8 +72,8 @@ async def test_every_pane_the_comparison_and_the_keys_are_on_screen(
         assert not isinstance(app.screen, PaneDetailScreen)
 
 
-async def test_a_click_focuses_a_pane(server: RunningServer) -> None:
-    app = PushPullApp(server.url, stats_interval=None)
+async def test_a_click_focuses_a_pane(shared_server: RunningServer) -> None:
+    app = PushPullApp(shared_server.url, stats_interval=None)
     async with asyncio.timeout(WAIT), app.run_test(size=(160, 45)) as pilot:
         await pilot.pause()
         third = app.panes[2]
@@ -78,15 +82,20 @@ async def test_a_click_focuses_a_pane(server: RunningServer) -> None:
         assert app.focused is third
 
 
-async def test_pause_then_resume_counts_the_backlog_as_replayed_and_poll_misses_nothing(server: RunningServer) -> None:
-    app = PushPullApp(server.url, modes=["poll", "sse"], poll_interval=0.05, stats_interval=None, startup_grace=0)
+async def test_pause_then_resume_counts_the_backlog_as_replayed_and_poll_misses_nothing(
+    shared_server: RunningServer, own_symbol: str
+) -> None:
+    server = shared_server
+    app = PushPullApp(
+        server.url, symbol=own_symbol, modes=["poll", "sse"], poll_interval=0.05, stats_interval=None, startup_grace=0
+    )
     async with asyncio.timeout(WAIT), app.run_test(size=(160, 45), notifications=True) as pilot:
         poll, sse = app.panes
         await until(lambda: all(p.client.state is ConnectionState.LIVE for p in app.panes), pilot=pilot)
         await pilot.press("p")
         await until(lambda: all(p.client.state is ConnectionState.STOPPED for p in app.panes), pilot=pilot)
         async with httpx.AsyncClient() as http:
-            stored = await publish(http, server, "RELIANCE", prices(12, 1500.0))
+            stored = await publish(http, server, own_symbol, prices(12, 1500.0))
         await pilot.press("p")
         newest = stored[-1]["seq"]
         await until(lambda: all(p.client.cursor == newest for p in app.panes), pilot=pilot)
@@ -123,15 +132,12 @@ def test_the_interval_keys_step_the_right_way_from_any_value() -> None:
         assert next_poll_interval(step, 1) > step > next_poll_interval(step, -1)
 
 
-@pytest.mark.parametrize("size", [(80, 24), (160, 45)], ids=["rows", "cards"])
-async def test_the_app_keeps_up_with_a_fast_feed_in_either_layout(
-    server_factory: ServerFactory, size: tuple[int, int]
-) -> None:
+async def test_the_app_keeps_up_with_a_fast_feed(server_factory: ServerFactory) -> None:
     """300 ticks/s, repainting as fast as it can: every push pane gets every tick, and drawing the
     timelines from the clients' ever-growing deques never fails (run_test re-raises any error)."""
     fast = server_factory("--tick-rate", "300", "--seed", "4", "--symbols", "TCS")
     app = PushPullApp(fast.url, symbol="TCS", stats_interval=None, refresh_interval=0.01)
-    async with asyncio.timeout(WAIT), app.run_test(size=size) as pilot:
+    async with asyncio.timeout(WAIT), app.run_test(size=(160, 45)) as pilot:
         await until(lambda: all(p.client.stats.updates >= 600 for p in app.panes if p.mode != "poll"), pilot=pilot)
         for pane in app.panes:
             if pane.mode != "poll":

@@ -18,8 +18,10 @@ from tui.runner import ClientThread
 
 @pytest.mark.parametrize("mode", ["poll", "longpoll", "sse", "ws"])
 async def test_a_bug_in_a_client_stops_it_in_the_failed_state_with_the_traceback_logged(
-    server: RunningServer, mode: str, caplog: pytest.LogCaptureFixture
+    shared_server: RunningServer, mode: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    server = shared_server
+
     def broken_listener(tick: Tick) -> None:
         raise TypeError(f"cannot take tick {tick.seq}")
 
@@ -51,18 +53,21 @@ async def test_stopping_a_client_thread_returns_before_the_client_has_closed(ser
     assert client.state is ConnectionState.STOPPED
 
 
-async def test_a_resumed_client_waits_for_its_previous_run_and_loses_nothing(server: RunningServer) -> None:
-    client = make_client("sse", server.url, "HDFCBANK")
+async def test_a_resumed_client_waits_for_its_previous_run_and_loses_nothing(
+    shared_server: RunningServer, own_symbol: str
+) -> None:
+    server = shared_server
+    client = make_client("sse", server.url, own_symbol)
     first = ClientThread(client)
     first.start()
     await until(lambda: client.state is ConnectionState.LIVE)
     async with httpx.AsyncClient() as http:
-        await publish(http, server, "HDFCBANK", [1500.0, 1500.05])
+        await publish(http, server, own_symbol, [1500.0, 1500.05])
         await until(lambda: client.stats.updates == 3)
         first.stop()
         second = ClientThread(client, after=first)
         second.start()
-        await publish(http, server, "HDFCBANK", [1500.10, 1500.15])
+        await publish(http, server, own_symbol, [1500.10, 1500.15])
         await until(lambda: client.stats.updates == 5)
     second.stop()
     assert await asyncio.to_thread(second.join, 10.0)

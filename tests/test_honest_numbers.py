@@ -11,7 +11,7 @@ import pytest
 
 from tests.helpers import RunningServer, ServerFactory, publish, until
 from tui.app import PushPullApp
-from tui.modes import ConnectionState, ModeClient, make_client
+from tui.modes import Backoff, ConnectionState, ModeClient, make_client
 from tui.runner import ClientThread
 
 
@@ -35,25 +35,27 @@ async def paused_while_published(client: ModeClient, server: RunningServer, symb
 
 @pytest.mark.parametrize("mode", ["longpoll", "sse", "ws"])
 async def test_ticks_replayed_after_a_pause_are_counted_as_replayed_not_as_delay(
-    server: RunningServer, mode: str
+    shared_server: RunningServer, own_symbol: str, mode: str
 ) -> None:
-    client = make_client(mode, server.url, "ICICIBANK")
-    await paused_while_published(client, server, "ICICIBANK", 20)
+    client = make_client(mode, shared_server.url, own_symbol)
+    await paused_while_published(client, shared_server, own_symbol, 20)
     stats = client.stats
     assert stats.replayed == 20
     assert stats.missed == 0
     assert len(stats.delays_ms) == 0  # the first tick is the latest (no delay); the rest replayed
 
 
-async def test_poll_does_not_count_what_was_published_while_paused_as_missed(server: RunningServer) -> None:
-    client = make_client("poll", server.url, "ICICIBANK", poll_interval=0.05)
-    await paused_while_published(client, server, "ICICIBANK", 20)
+async def test_poll_does_not_count_what_was_published_while_paused_as_missed(
+    shared_server: RunningServer, own_symbol: str
+) -> None:
+    client = make_client("poll", shared_server.url, own_symbol, poll_interval=0.05)
+    await paused_while_published(client, shared_server, own_symbol, 20)
     assert client.stats.missed == 0
     assert client.stats.replayed == 0
 
 
-async def test_changing_the_poll_interval_starts_poll_figures_afresh(server: RunningServer) -> None:
-    app = PushPullApp(server.url, modes=["poll", "sse"], poll_interval=0.05, stats_interval=None)
+async def test_changing_the_poll_interval_starts_poll_figures_afresh(shared_server: RunningServer) -> None:
+    app = PushPullApp(shared_server.url, modes=["poll", "sse"], poll_interval=0.05, stats_interval=None)
     async with asyncio.timeout(30), app.run_test(size=(160, 45), notifications=True) as pilot:
         poll, sse = app.panes
         await until(lambda: poll.client.stats.requests >= 5 and sse.client.state is ConnectionState.LIVE)
@@ -99,7 +101,7 @@ async def test_a_long_poll_client_backs_off_from_a_server_that_answers_204_witho
 
     listener = await asyncio.start_server(impatient, "127.0.0.1", 0)
     url = f"http://127.0.0.1:{listener.sockets[0].getsockname()[1]}"
-    client = make_client("longpoll", url, "TCS")
+    client = make_client("longpoll", url, "TCS", backoff=Backoff(base=0.1, cap=0.2))
     task = asyncio.create_task(client.run())
     try:
         await until(lambda: len(arrivals) >= 6)
@@ -108,9 +110,9 @@ async def test_a_long_poll_client_backs_off_from_a_server_that_answers_204_witho
         await asyncio.wait_for(task, 10)
         listener.close()
     gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
-    # The first two empties are taken as they come; from then on each waits its backoff
-    # (at least half of 0.5 s, doubling), so the gaps are bounded below, however slow the machine.
-    assert all(gap >= 0.25 for gap in gaps[2:]), gaps
+    # The first two empties are taken as they come; from then on each waits its backoff (at least
+    # half of the 0.1 s base, doubling), so the gaps are bounded below, however slow the machine.
+    assert all(gap >= 0.05 for gap in gaps[2:]), gaps
     assert client.stats.empty_responses >= 6
 
 

@@ -1,6 +1,6 @@
 """Wire bytes are what an independent measurement says: a TCP relay between a client and the server
-counts every byte each way, and the client's own figures must match it. And the lesson they carry:
-polling fast costs more bytes per update than a stream."""
+counts every byte each way, and the client's own figures must match it. (The lesson they carry,
+that polling fast costs more bytes per update than a stream, is shown in the app: test_app_screen.)"""
 
 from __future__ import annotations
 
@@ -67,15 +67,18 @@ async def relay_to(server: RunningServer) -> AsyncIterator[Relay]:
 
 
 @pytest.mark.parametrize("mode", ["poll", "longpoll", "sse", "ws"])
-async def test_a_clients_wire_bytes_equal_what_a_relay_counted(server: RunningServer, mode: str) -> None:
+async def test_a_clients_wire_bytes_equal_what_a_relay_counted(
+    shared_server: RunningServer, own_symbol: str, mode: str
+) -> None:
+    server = shared_server
     async with relay_to(server) as relay:
-        client = make_client(mode, relay.url, "TCS", poll_interval=0.05)
+        client = make_client(mode, relay.url, own_symbol, poll_interval=0.05)
         task = asyncio.create_task(client.run())
         try:
             await until(lambda: client.state is ConnectionState.LIVE)
             async with httpx.AsyncClient() as http:
                 for price in prices(5, 3400.0):
-                    stored = await publish(http, server, "TCS", [price])
+                    stored = await publish(http, server, own_symbol, [price])
                     await until(lambda seq=stored[0]["seq"]: client.cursor == seq)
             stats = client.stats
             # Compared while the connection is still open (a close frame or chunk terminator
@@ -89,19 +92,3 @@ async def test_a_clients_wire_bytes_equal_what_a_relay_counted(server: RunningSe
         finally:
             await client.stop()
             await asyncio.wait_for(task, 10)
-
-
-async def test_polling_every_100_ms_costs_more_wire_bytes_per_update_than_sse(server_factory: object) -> None:
-    factory = server_factory  # a fed server: Poisson ticks at 2/s, so most 100 ms polls find nothing
-    fed: RunningServer = factory("--tick-rate", "2", "--seed", "5", "--symbols", "INFY")  # type: ignore[operator]
-    poll = make_client("poll", fed.url, "INFY", poll_interval=0.1)
-    sse = make_client("sse", fed.url, "INFY")
-    tasks = [asyncio.create_task(c.run()) for c in (poll, sse)]
-    try:
-        await until(lambda: poll.stats.updates >= 8 and sse.stats.updates >= 8, timeout=30)
-    finally:
-        for client in (poll, sse):
-            await client.stop()
-        await asyncio.wait_for(asyncio.gather(*tasks), 10)
-    assert poll.stats.empty_responses > poll.stats.updates  # mostly 304s
-    assert poll.stats.wire_bytes_per_update > 3 * sse.stats.wire_bytes_per_update

@@ -68,6 +68,9 @@ async def test_every_mode_pane_receives_ticks_and_its_counters_move(fed_server: 
         for pane in panes:
             assert pane.client.state is ConnectionState.LIVE
         await pilot.press("p")  # pause, so the counters hold still while we read them
+        # Pausing asks each client to stop without waiting for it: a tick may still land until it has.
+        await until(lambda: all(p.client.state is ConnectionState.STOPPED for p in panes), pilot=pilot)
+        app.repaint()
         for pane in panes:
             stats = pane.client.stats
             await until(partial(shows, pane, "paused"), pilot=pilot)  # repainted since

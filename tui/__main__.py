@@ -7,15 +7,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from server.commandline import ArgumentParser, exit_on_usage_error, fail, number
+from server.commandline import ArgumentParser, exit_on_usage_error, fail
 from tui import __version__
-from tui.arguments import mode_list, server_url
+from tui.arguments import add_feed_options, bundled_server_args, mode_list, refused_with_server, server_url
 from tui.defaults import (
     DEFAULT_MODES,
-    DEFAULT_POLL_INTERVAL,
     DEFAULT_SYMBOL,
-    DEFAULT_TICK_RATE,
-    POLL_INTERVAL_RANGE,
 )
 
 __all__ = ["main"]
@@ -43,20 +40,7 @@ def build_parser() -> ArgumentParser:
     parser.add_argument(
         "--modes", type=mode_list, default=None, help=f"comma-separated panes (default {','.join(DEFAULT_MODES)})"
     )
-    low, high = POLL_INTERVAL_RANGE
-    parser.add_argument(
-        "--poll-interval",
-        type=number(low, high),
-        default=DEFAULT_POLL_INTERVAL,
-        help=f"seconds between polls, {low:g} to {high:g} (default {DEFAULT_POLL_INTERVAL:g})",
-    )
-    parser.add_argument(
-        "--tick-rate",
-        type=number(0, 10_000),
-        default=None,
-        help=f"bundled server only: ticks per second per symbol (default {DEFAULT_TICK_RATE:g})",
-    )
-    parser.add_argument("--seed", type=int, default=None, help="bundled server only: seed for a reproducible feed")
+    add_feed_options(parser)
     parser.add_argument(
         "--log", type=Path, default=None, help="append the app's log (and the bundled server's output) to this file"
     )
@@ -65,15 +49,9 @@ def build_parser() -> ArgumentParser:
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     args = build_parser().parse_args(list(argv))
-    if args.server is not None:
-        ignored = [
-            flag for flag, value in (("--tick-rate", args.tick_rate), ("--seed", args.seed)) if value is not None
-        ]
-        if ignored:
-            verb = "set" if len(ignored) > 1 else "sets"
-            fail(
-                PROG, f"{' and '.join(ignored)} {verb} the bundled server; a server given by --server runs its own feed"
-            )
+    problem = refused_with_server(args)
+    if problem is not None:
+        fail(PROG, problem)
     return args
 
 
@@ -112,11 +90,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     embedded: EmbeddedServer | None = None
     url = args.server
     if url is None:
-        tick_rate = DEFAULT_TICK_RATE if args.tick_rate is None else args.tick_rate
-        server_args = ["--tick-rate", f"{tick_rate:g}"]
-        if args.seed is not None:
-            server_args += ["--seed", str(args.seed)]
-        embedded = EmbeddedServer(server_args)
+        embedded = EmbeddedServer(bundled_server_args(args))
         try:
             url = embedded.start()
         except EmbeddedServerError as exc:

@@ -33,3 +33,46 @@ def mode_list(text: str) -> list[str]:
     if len(modes) > MAX_PANES:
         raise argparse.ArgumentTypeError(f"{len(modes)} panes asked for; at most {MAX_PANES}")
     return modes
+
+
+def add_feed_options(parser: argparse.ArgumentParser) -> None:
+    """`--poll-interval`, and `--tick-rate` / `--seed` for a bundled server (see `refused_with_server`)."""
+    from server.commandline import number
+    from tui.defaults import DEFAULT_POLL_INTERVAL, DEFAULT_TICK_RATE, POLL_INTERVAL_RANGE
+
+    low, high = POLL_INTERVAL_RANGE
+    parser.add_argument(
+        "--poll-interval",
+        type=number(low, high),
+        default=DEFAULT_POLL_INTERVAL,
+        help=f"seconds between polls, {low:g} to {high:g} (default {DEFAULT_POLL_INTERVAL:g})",
+    )
+    parser.add_argument(
+        "--tick-rate",
+        type=number(0, 10_000),
+        default=None,
+        help=f"bundled server only: ticks per second per symbol (default {DEFAULT_TICK_RATE:g})",
+    )
+    parser.add_argument("--seed", type=int, default=None, help="bundled server only: seed for a reproducible feed")
+
+
+def refused_with_server(args: argparse.Namespace) -> str | None:
+    """Why `--tick-rate` / `--seed` cannot go with `--server` (they would silently do nothing), or None."""
+    if args.server is None:
+        return None
+    given = [flag for flag, value in (("--tick-rate", args.tick_rate), ("--seed", args.seed)) if value is not None]
+    if not given:
+        return None
+    verb = "set" if len(given) > 1 else "sets"
+    return f"{' and '.join(given)} {verb} the bundled server; a server given by --server runs its own feed"
+
+
+def bundled_server_args(args: argparse.Namespace) -> list[str]:
+    """The bundled server's flags from `--tick-rate` and `--seed`."""
+    from tui.defaults import DEFAULT_TICK_RATE
+
+    tick_rate = DEFAULT_TICK_RATE if args.tick_rate is None else args.tick_rate
+    server_args = ["--tick-rate", f"{tick_rate:g}"]
+    if args.seed is not None:
+        server_args += ["--seed", str(args.seed)]
+    return server_args

@@ -22,8 +22,8 @@ from rich.table import Table
 
 from server.commandline import ArgumentParser, UsageError, exit_on_usage_error, fail, integer, number
 from tui import __version__
-from tui.arguments import mode_list, server_url
-from tui.defaults import DEFAULT_POLL_INTERVAL, DEFAULT_SYMBOL, DEFAULT_TICK_RATE, POLL_INTERVAL_RANGE
+from tui.arguments import add_feed_options, bundled_server_args, mode_list, refused_with_server, server_url
+from tui.defaults import DEFAULT_SYMBOL
 from tui.embedded import EmbeddedServer, EmbeddedServerError
 from tui.format import NO_VALUE
 from tui.modes import MODES, ModeClient, make_client
@@ -228,21 +228,8 @@ def build_parser() -> ArgumentParser:
         default=10.0,
         help="seconds to measure, up to 3600 (default 10)",
     )
-    parser.add_argument(
-        "--tick-rate",
-        type=number(0, 10_000),
-        default=None,
-        help=f"bundled server only: ticks per second (default {DEFAULT_TICK_RATE:g})",
-    )
-    low, high = POLL_INTERVAL_RANGE
-    parser.add_argument(
-        "--poll-interval",
-        type=number(low, high),
-        default=DEFAULT_POLL_INTERVAL,
-        help=f"seconds between polls, {low:g} to {high:g} (default {DEFAULT_POLL_INTERVAL:g})",
-    )
+    add_feed_options(parser)
     parser.add_argument("--symbol", default=DEFAULT_SYMBOL, type=str.upper, help=f"(default {DEFAULT_SYMBOL})")
-    parser.add_argument("--seed", type=int, default=None, help="bundled server only: feed seed")
     parser.add_argument("--json", type=Path, help="also write the results here")
     return parser
 
@@ -251,20 +238,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     console = Console(stderr=True)
     with exit_on_usage_error(PROG):
         args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-        if args.server is not None and (args.tick_rate is not None or args.seed is not None):
-            raise UsageError(
-                "--tick-rate and --seed set the bundled server; a server given by --server runs its own feed"
-            )
+        problem = refused_with_server(args)
+        if problem is not None:
+            raise UsageError(problem)
     modes: list[str] = args.modes
     embedded: EmbeddedServer | None = None
     url = args.server
     try:
         if url is None:
-            tick_rate = DEFAULT_TICK_RATE if args.tick_rate is None else args.tick_rate
-            server_args = ["--tick-rate", f"{tick_rate:g}", "--symbols", args.symbol]
-            if args.seed is not None:
-                server_args += ["--seed", str(args.seed)]
-            embedded = EmbeddedServer(server_args)
+            embedded = EmbeddedServer([*bundled_server_args(args), "--symbols", args.symbol])
             url = embedded.start()
         results = asyncio.run(
             run_bench(

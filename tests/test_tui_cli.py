@@ -1,0 +1,35 @@
+"""`pushpull-tui` and `pushpull-bench` refuse what would do nothing or cannot be, in one line with
+the reason (and the range, for a number), exit status 2, before any window opens."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.mark.parametrize(
+    ("command", "args", "said"),
+    [
+        ("tui", ["--server", "http://127.0.0.1:9", "--seed", "3"], "--seed sets the bundled server"),
+        ("tui", ["--server", "http://127.0.0.1:9", "--tick-rate", "5", "--seed", "1"], "--tick-rate and --seed set"),
+        ("tui.bench", ["--server", "http://127.0.0.1:9", "--tick-rate", "5"], "--tick-rate sets the bundled server"),
+        ("tui", ["--poll-interval", "0.01"], "expected a number from 0.05 to 60"),
+        ("tui.bench", ["--poll-interval", "61"], "expected a number from 0.05 to 60"),
+        ("tui", ["--tick-rate", "-1"], "expected a number from 0 to 10000"),
+        ("tui", ["--modes", ",".join(["poll"] * 7)], "7 panes asked for; at most 6"),
+        ("tui.bench", ["--clients", "0"], "expected a whole number from 1 to 10000"),
+        ("tui", ["--log", "/nonexistent-dir/pushpull.log"], "cannot write the log"),
+    ],
+)
+def test_a_flag_that_cannot_work_is_one_line_with_the_reason_and_exit_2(
+    command: str, args: list[str], said: str
+) -> None:
+    done = subprocess.run([sys.executable, "-m", command, *args], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    prog = "pushpull-bench" if command == "tui.bench" else "pushpull-tui"
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{prog}: error: "), done.stderr
+    assert said in lines[0], lines[0]
+    assert done.stdout == ""

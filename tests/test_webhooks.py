@@ -87,6 +87,12 @@ async def test_a_receiver_gets_100_ticks_in_order_each_verifying(server: Running
         assert verified_seqs(receiver, created["secret"]) == list(range(2, 102))
         ids = [headers["webhook-id"] for _, headers, _ in receiver.requests]
         assert len(set(ids)) == 100
+
+        async def counted() -> bool:  # the receiver logs a request before the server has its answer
+            state = (await http.get(server.url + f"/api/webhooks/{created['id']}")).json()
+            return bool(state["delivered"] == 100)
+
+        await until(counted)
         state = (await http.get(server.url + f"/api/webhooks/{created['id']}")).json()
         assert state["state"] == "active" and state["delivered"] == 100 and state["pending"] == 0
         stats = (await http.get(server.url + "/api/stats")).json()["webhooks"]
@@ -105,6 +111,12 @@ async def test_failed_attempts_are_retried_and_every_tick_still_arrives_in_order
         seqs = verified_seqs(receiver, created["secret"])
         assert seqs[:4] == [2, 2, 2, 2]  # three 500s, then the same tick again
         assert seqs[3:] == [2, 3, 4, 5, 6]
+
+        async def counted() -> bool:  # the receiver logs a request before the server has its answer
+            state = (await http.get(server.url + f"/api/webhooks/{created['id']}")).json()
+            return bool(state["delivered"] == 5)
+
+        await until(counted)
         state = (await http.get(server.url + f"/api/webhooks/{created['id']}")).json()
         assert state["failed_attempts"] == 3 and state["delivered"] == 5
 

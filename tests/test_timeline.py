@@ -29,10 +29,10 @@ def test_published_ticks_sit_at_their_publish_time_newest_on_the_right() -> None
 
 def test_a_polls_lag_misses_and_empty_answers_are_drawn_where_they_happened() -> None:
     events = [
-        Event(NOW - 8.0, 11, "e"),  # got 11 a second late
-        Event(NOW - 7.0, 0, None),  # asked, nothing new
-        Event(NOW - 4.0, 13, "e"),  # got 13; 12 was published in between and never seen
-        Event(NOW - 2.0, 0, None),
+        Event(NOW - 8.0, 11),  # got 11 a second late
+        Event(NOW - 7.0, 0),  # asked, nothing new
+        Event(NOW - 4.0, 13),  # got 13; 12 was published in between and never seen
+        Event(NOW - 2.0, 0),
     ]
     strip = received_strip(events, PUBLISHED, now=NOW, window=WINDOW, width=WIDTH, running_since=NOW - 9.5).plain
     assert strip[cell(8.0)] == glyph("received") and strip[cell(4.0)] == glyph("received")
@@ -43,14 +43,14 @@ def test_a_polls_lag_misses_and_empty_answers_are_drawn_where_they_happened() ->
 
 
 def test_ticks_published_before_a_client_ran_are_not_its_misses() -> None:
-    events = [Event(NOW - 4.0, 13, "e")]
+    events = [Event(NOW - 4.0, 13)]
     strip = received_strip(events, PUBLISHED, now=NOW, window=WINDOW, width=WIDTH, running_since=NOW - 5.5).plain
     assert glyph("missed") not in strip  # 11 and 12 came before it started
 
 
 def test_a_miss_wins_a_shared_cell_then_a_receipt_then_an_empty_answer() -> None:
     published = [Published(NOW - 3.0, 1), Published(NOW - 2.95, 2), Published(NOW - 2.0, 3)]
-    events = [Event(NOW - 2.95, 0, None), Event(NOW - 2.96, 1, "e"), Event(NOW - 0.5, 3, "e")]
+    events = [Event(NOW - 2.95, 0), Event(NOW - 2.96, 1), Event(NOW - 0.5, 3)]
     strip = received_strip(events, published, now=NOW, window=WINDOW, width=WIDTH, running_since=NOW - 5).plain
     assert strip[cell(2.95)] == glyph("missed")  # 2 never came; its cell also holds a receipt and an ask
 
@@ -63,6 +63,6 @@ def test_the_window_follows_the_width_within_bounds() -> None:
 def test_ticks_before_the_first_one_a_run_received_are_not_marked_missed() -> None:
     """As the counter counts: a webhook still registering, or a poll's first answer still on its
     way, has not missed what came before its first tick."""
-    events = [Event(NOW - 4.0, 13, "e"), Event(NOW - 0.5, 14, "e")]
+    events = [Event(NOW - 4.0, 13), Event(NOW - 0.5, 14)]
     strip = received_strip(events, PUBLISHED, now=NOW, window=WINDOW, width=WIDTH, running_since=NOW - 9.5).plain
     assert glyph("missed") not in strip

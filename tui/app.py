@@ -22,7 +22,7 @@ from tui.messages import ServerStatsFetched
 from tui.modes import MODES, Backoff, ModeClient, ServerClock, make_client
 from tui.reference import ReferenceFeed
 from tui.theory import poll_theory
-from tui.timeline import published_strip, window_for
+from tui.timeline import Published, published_strip, window_for
 from tui.widgets import (
     Comparison,
     ComparisonRow,
@@ -148,7 +148,7 @@ class PushPullApp(App[None]):
         self._pane_ids = 0
         # Held, not queried: queries look at the active screen, and help may be on top. It shows
         # `server_name` instead of the URL if given: a picture that must not show the port (tests).
-        self.server_bar = ServerBar(server_name or self.server_url, symbol=symbol, embedded=embedded, id="server-bar")
+        self.server_bar = ServerBar(server_name or self.server_url, embedded=embedded, id="server-bar")
         self.quote_header = QuoteHeader(id="quote")
         self.reference = ReferenceFeed(self.server_url, symbol, clock=clock, backoff=backoff, seed=seed)
         self.published_row = Static(id="published-row")
@@ -224,9 +224,10 @@ class PushPullApp(App[None]):
         """Timelines, ages and the quote at every call; the figures only with `figures`."""
         panes = self.panes
         now = self.wall_clock()
+        published = list(self.reference.published)  # one copy for every timeline on screen
         for number, pane in enumerate(panes, start=1):
             pane.number = number
-            pane.repaint(figures)
+            pane.repaint(figures, published)
         focused = self.focused_pane
         if figures:
             rows = [ComparisonRow(number, pane.client, pane is focused) for number, pane in enumerate(panes, start=1)]
@@ -235,7 +236,7 @@ class PushPullApp(App[None]):
         if not self.card_columns:
             if figures:
                 self.pane_detail.show(focused or (panes[0] if panes else None))
-            self.published_row.update(published_row(self.reference, self.published_row.size.width, now), layout=False)
+            self.published_row.update(published_row(published, self.published_row.size.width, now), layout=False)
 
     def theory_tick_rate(self, now: float) -> float | None:
         """λ for theory: the simulator's own rate when the server says, else the one measured."""
@@ -278,12 +279,14 @@ class PushPullApp(App[None]):
                     response = await http.get(self.server_url + "/api/symbols")
                     response.raise_for_status()
                     names = [tick["symbol"] for tick in response.json()]
-                    stats = (await http.get(self.server_url + "/api/stats")).json()
+                    # The server-bar worker reads /api/stats anyway; without it, read it once here.
+                    stats = None if self.stats_interval else (await http.get(self.server_url + "/api/stats")).json()
                 except (httpx.HTTPError, ValueError, KeyError, TypeError):
                     await asyncio.sleep(2.0)
                     continue
                 self.symbols = names or [self.symbol]
-                self.learn_feed(stats)
+                if stats is not None:
+                    self.learn_feed(stats)
                 return
 
     def learn_feed(self, stats: object) -> None:
@@ -357,9 +360,7 @@ class PushPullApp(App[None]):
         symbols = self.symbols
         index = symbols.index(self.symbol) if self.symbol in symbols else -1
         self.symbol = symbols[(index + 1) % len(symbols)]
-        self.server_bar.symbol = self.symbol
         self.reference.switch(self.symbol)
-        self.server_bar.show(self.server_bar.stats, self.server_bar.error)
         for pane in self.panes:
             pane.replace_client(symbol=self.symbol)
 
@@ -452,12 +453,12 @@ MIN_CARD_HEIGHT = 29
 every counter 17 (a webhook's one more)."""
 
 
-def published_row(reference: ReferenceFeed, width: int, now: float) -> Text:
+def published_row(published: Sequence[Published], width: int, now: float) -> Text:
     """The row above the pane rows: every published tick, on the same strip as theirs."""
     strip = max(0, width - ROW_LABEL_WIDTH)
     window = window_for(strip)
     label = Text(f"published in the last {window:g} s".rjust(ROW_LABEL_WIDTH - 1) + " ", "grey62")
-    return label + published_strip(list(reference.published), now=now, window=window, width=strip)
+    return label + published_strip(published, now=now, window=window, width=strip)
 
 
 MIN_DETAIL_HEIGHT = 7

@@ -55,7 +55,6 @@ class Event(NamedTuple):
     """Local time (the client's `clock.local()`)."""
     seq: int
     """The tick's seq; 0 for an empty answer."""
-    epoch: str | None
 
     @property
     def empty(self) -> bool:
@@ -296,7 +295,7 @@ class ModeClient(ABC):
     def answered_empty(self) -> None:
         """An answer with nothing new (304, 204): counted, and kept for the timeline."""
         self.stats.empty_responses += 1
-        self.events.append(Event(self.clock.local(), 0, None))
+        self.events.append(Event(self.clock.local(), 0))
 
     def went_live(self) -> None:
         self.state = ConnectionState.LIVE
@@ -344,7 +343,7 @@ class ModeClient(ABC):
         if self.last_tick is not None:
             self.previous_price = self.last_tick.price
         self.recent_prices.append(tick.price)
-        self.events.append(Event(self.clock.local(), tick.seq, tick.epoch))
+        self.events.append(Event(self.clock.local(), tick.seq))
         self.last_tick = tick
         if self.on_tick is not None:
             self.on_tick(tick)

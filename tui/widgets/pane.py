@@ -169,21 +169,23 @@ class Pane(Vertical, can_focus=True):
 
     # -- painting ------------------------------------------------------------------------------
 
-    def repaint(self, figures: bool = True) -> None:
+    def repaint(self, figures: bool = True, published: Sequence[Published] | None = None) -> None:
         """Redraw what changed; the counters only with `figures` (they need not move faster
-        than a person reads, and they are most of the rendering)."""
+        than a person reads, and they are most of the rendering). `published` is a copy of the
+        published ticks the caller already made (the app makes one for every pane)."""
         if not self.ready:
             return
         client = self.client
+        now = self.wall_clock()
         if client.stats.updates != self._seen_updates:
             self._seen_updates = client.stats.updates
-            self._seen_at = self.wall_clock()
-        now = self.wall_clock()
+            self._seen_at = now
+        published = list(self.published) if published is None else published
         if self.compact:
-            self._show("#title", self._row_line(self.parts["#title"].size.width, now))
+            self._show("#title", self._row_line(self.parts["#title"].size.width, now, published))
         else:
             self._show("#title", self._title())
-            self._show("#timeline", self._timeline(self.parts["#timeline"].size.width, now))
+            self._show("#timeline", self._timeline(self.parts["#timeline"].size.width, now, published))
         self._show("#explain", client.explain())
         self._show("#seen", self._seen_line())
         if not figures:
@@ -239,19 +241,19 @@ class Pane(Vertical, can_focus=True):
             line.append(f" {fmt_age(age)}" if brief else f"  {fmt_age(age)} ago", "grey50")
         return line
 
-    def _received(self, width: int, now: float) -> Text:
+    def _received(self, width: int, now: float, published: Sequence[Published]) -> Text:
         window = window_for(width)
         client = self.client
         return received_strip(
             list(client.events),
-            list(self.published),
+            published,
             now=now,
             window=window,
             width=width,
             running_since=client.running_since,
         )
 
-    def _timeline(self, width: int, now: float) -> Text:
+    def _timeline(self, width: int, now: float, published_ticks: Sequence[Published]) -> Text:
         """Card: the last seconds, published above, received by this pane below."""
         strip = max(0, width - CARD_LABEL_WIDTH)
         window = window_for(strip)
@@ -263,12 +265,12 @@ class Pane(Vertical, can_focus=True):
         return Text("\n").join(
             [
                 heading + legend,
-                published + published_strip(list(self.published), now=now, window=window, width=strip),
-                received + self._received(strip, now),
+                published + published_strip(published_ticks, now=now, window=window, width=strip),
+                received + self._received(strip, now, published_ticks),
             ]
         )
 
-    def _row_line(self, width: int, now: float) -> Text:
+    def _row_line(self, width: int, now: float, published: Sequence[Published]) -> Text:
         """The whole pane on one line: number, mode, state, own price and its age, its timeline."""
         marker = "▸" if self.has_focus else " "
         label = Text.assemble((marker, "bold #ffa62b"), (f"{self.number} ", "bold"), (f"{self.client.mode:<9}", "bold"))
@@ -280,7 +282,7 @@ class Pane(Vertical, can_focus=True):
         seen.truncate(ROW_LABEL_WIDTH - label.cell_len - 1, overflow="ellipsis", pad=True)
         label.append_text(seen)
         label.append(" ")
-        return label + self._received(max(0, width - ROW_LABEL_WIDTH), now)
+        return label + self._received(max(0, width - ROW_LABEL_WIDTH), now, published)
 
 
 def counter_rows(client: ModeClient) -> list[tuple[str, str]]:

@@ -19,9 +19,8 @@ class ServerBar(Static):
     ServerBar { height: 1; background: $panel; color: $text; padding: 0 1; }
     """
 
-    def __init__(self, server_url: str, *, symbol: str, embedded: bool, id: str | None = None) -> None:
+    def __init__(self, server_url: str, *, embedded: bool, id: str | None = None) -> None:
         super().__init__(id=id)
-        self.symbol = symbol
         self.server_url = server_url
         self.embedded = embedded
         self.stats: dict[str, Any] | None = None

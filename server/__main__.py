@@ -15,7 +15,7 @@ import uvicorn
 from server.app import create_app
 from server.cli import parse_settings
 from server.commandline import UsageError, fail
-from server.front_door import FrontDoor
+from server.fast_path import HTTP_PROTOCOL, WS_PROTOCOL
 from server.gc_tuning import tune_gc
 from server.runtime import Runtime
 from server.schema import MAX_MESSAGE_BYTES
@@ -80,7 +80,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ValueError as exc:
         fail("pushpull-server", str(exc))
     config = uvicorn.Config(
-        FrontDoor(app),
+        app,
+        http=HTTP_PROTOCOL,  # the protocols the fast path knows, named rather than left to `auto`
+        ws=WS_PROTOCOL,
         log_level="warning",
         access_log=settings.access_log,
         ws_max_size=MAX_MESSAGE_BYTES,
@@ -92,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.getLogger("uvicorn.error").addFilter(_RefusalIsNotAnError())
     if settings.access_log:  # uvicorn's access lines are INFO; the rest of its logging stays at warning
         logging.getLogger("uvicorn.access").setLevel(logging.INFO)
-    server = _Server(config, app.state.runtime)
+    server = _Server(config, app.runtime)
     tune_gc()
     host, port = sock.getsockname()[:2]
     shown_host = f"[{host}]" if ":" in host else host
@@ -101,6 +103,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"(broker {settings.broker}, {len(settings.symbols)} symbols, {settings.tick_rate:g} ticks/s each)",
         flush=True,
     )
+    fast_path = app.runtime.fast_path
+    print(f"fast path {'on' if fast_path.on else 'off'}: {fast_path.reason}", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
         server.run(sockets=[sock])
     raise SystemExit(0 if server.started else 1)

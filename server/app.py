@@ -1,22 +1,24 @@
-"""`create_app(settings)`: the FastAPI app; its lifespan runs the broker, the feed and the timers."""
+"""`create_app(settings)`: the ASGI app; its lifespan runs the broker, the feed and the timers."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 
 from server import __version__
 from server.broker import make_broker
 from server.docs_ui import add_docs
 from server.feed import PriceFeed
+from server.front_door import HOT_ROUTES, FrontDoor
+from server.hot_routes import document
 from server.hub import Hub
 from server.runtime import Runtime
 from server.settings import Settings
-from server.transports import longpoll, meta, poll, publish, sse, webhooks, ws
+from server.transports import meta, webhooks, ws
 
 __all__ = ["create_app"]
 
@@ -27,7 +29,9 @@ async def _heartbeat(hub: Hub, period: float) -> None:
         hub.beat()
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None) -> FrontDoor:
+    """The app any ASGI server runs: the front door (hot routes, fast path included when the
+    server is uvicorn with httptools and sans-I/O WebSockets) before FastAPI (the rest)."""
     settings = settings or Settings()
     runtime = Runtime(
         settings=settings, broker=make_broker(settings.broker), hub=Hub(settings.symbols, settings.history)
@@ -58,7 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await runtime.webhooks.close()
             await broker.stop()
 
-    app = FastAPI(
+    api = FastAPI(
         title="pushpull",
         version=__version__,
         summary="Live NSE-style ticks by poll, long poll, SSE and WebSocket: push vs pull, measured.",
@@ -66,16 +70,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,  # FastAPI's pages load from a CDN; add_docs serves them from a local package
         redoc_url=None,
     )
-    app.state.runtime = runtime
-    if settings.cors:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=list(settings.cors),
-            allow_methods=["GET", "POST", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "If-None-Match", "Last-Event-ID"],
-            expose_headers=["ETag"],
-        )
-    for module in (meta, poll, longpoll, sse, ws, publish, webhooks):
-        app.include_router(module.router)
-    add_docs(app)
-    return app
+    api.state.runtime = runtime
+    for module in (meta, webhooks):
+        api.include_router(module.router)
+    generated = api.openapi
+
+    def openapi() -> dict[str, Any]:
+        """FastAPI's document for its own routes, plus the hot routes' declarations."""
+        if api.openapi_schema is None:
+            api.openapi_schema = document(generated(), HOT_ROUTES)
+        return api.openapi_schema
+
+    api.openapi = openapi  # type: ignore[method-assign]
+    add_docs(api)
+    return FrontDoor(api, runtime)

@@ -169,6 +169,14 @@ OPTIONS: list[tuple[str, dict[str, Any]]] = [
         },
     ),
     ("--access-log", {"action": "store_true", "help": "log every request (slows fan-out)"}),
+    (
+        "--no-fast-path",
+        {
+            "action": "store_true",
+            "help": "never write straight to uvicorn's sockets: serve every stream by plain ASGI "
+            "(slower; for comparing, or if a uvicorn upgrade misbehaves)",
+        },
+    ),
 ]
 
 
@@ -238,6 +246,7 @@ def parse_settings(argv: Sequence[str] | None = None, environ: dict[str, str] | 
         max_connections=args.max_connections,
         ws_max_lag=args.ws_max_lag or 0,
         access_log=args.access_log,
+        fast_path=not args.no_fast_path,
         max_webhooks=args.max_webhooks,
         webhook_disable_after=args.webhook_disable_after,
     )

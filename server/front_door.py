@@ -1,68 +1,60 @@
-"""The outermost ASGI app: the hot endpoints go straight to their handlers, the rest to FastAPI.
+"""The outermost ASGI app, what `create_app()` returns: hot endpoints straight to their handlers.
 
 Poll, long poll, SSE and WebSocket are where the load is (many clients, many requests, long-lived
 connections), and publishing is on every tick's way to them, so they skip FastAPI's routing,
-dependency solving and middleware: less memory per open connection, less CPU per request, and the
-stream handlers get uvicorn's own `send`, which their outlets write through (see
-`server.outlets`). Everything else (webhooks, stats, OpenAPI, CORS preflights) goes to FastAPI,
-which also keeps documenting the hot routes and serves them itself, by the same handlers, if the
-app runs without this door.
+dependency solving and middleware: an open stream that went through FastAPI kept its whole call
+stack alive (~10 KB per connection), and a poll paid for it in CPU on every request. Each hot
+endpoint is declared once (`server.hot_routes`): this door dispatches by that declaration, and
+FastAPI's OpenAPI document includes it. Everything else (webhooks, stats, docs) goes to FastAPI.
+CORS is one policy for both (`server.cors`).
 """
 
 from __future__ import annotations
-
-from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException
 from starlette.types import Receive, Scope, Send
 
-from server.rawhttp import cors_headers, error_body, respond
+from server.hot_routes import HotRoute
+from server.rawhttp import error_body, respond
 from server.runtime import Runtime
 from server.transports import longpoll, poll, publish, sse, ws
 
-__all__ = ["FrontDoor"]
+__all__ = ["HOT_ROUTES", "FrontDoor"]
 
-Handler = Callable[[Runtime, Scope, Receive, Send], Awaitable[None]]
-
-HTTP_ROUTES: tuple[tuple[str, Handler], ...] = (
-    (sse.PREFIX, sse.serve),
-    (longpoll.PREFIX, longpoll.serve),
-    (poll.PREFIX, poll.serve),
-)
+HOT_ROUTES: tuple[HotRoute, ...] = (sse.ROUTE, longpoll.ROUTE, poll.ROUTE, publish.ROUTE)
 
 
 class FrontDoor:
-    """Dispatches `GET /api/price|longpoll|stream/{symbol}`, `POST /api/publish` and `/ws` itself;
-    the rest to `app`."""
+    """Serves the hot routes and `WS /ws` itself, browsers' CORS preflights too; the rest is `api`'s."""
 
-    def __init__(self, app: FastAPI) -> None:
-        self.app = app
-        self.runtime: Runtime = app.state.runtime
+    def __init__(self, api: FastAPI, runtime: Runtime) -> None:
+        self.api = api
+        self.runtime = runtime
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            handler = self.route(scope["method"], scope["path"])
-            if handler is not None:
-                try:
-                    await handler(self.runtime, scope, receive, send)
-                except HTTPException as exc:  # raised before the response started
-                    headers = [(k.lower().encode(), v.encode()) for k, v in (exc.headers or {}).items()]
-                    headers += cors_headers(self.runtime.settings.cors, scope)  # a page may read its errors too
-                    await respond(send, exc.status_code, error_body(exc.detail), headers)
-                return
-        elif kind == "websocket" and scope["path"] == ws.PATH:
+            runtime = self.runtime
+            method, path = scope["method"], scope["path"]
+            for route in HOT_ROUTES:
+                if route.matches(method, path):
+                    try:
+                        await route.handler(runtime, scope, receive, send)
+                    except HTTPException as exc:  # raised before the response started
+                        headers = [(k.lower().encode(), v.encode()) for k, v in (exc.headers or {}).items()]
+                        headers += runtime.cors.headers(scope)  # a page may read its errors too
+                        await respond(runtime.fast_path, send, exc.status_code, error_body(exc.detail), headers)
+                    return
+            if method == "OPTIONS":
+                preflight = runtime.cors.preflight(scope)
+                if preflight is not None:
+                    status, headers, body = preflight
+                    await respond(runtime.fast_path, send, status, body, headers, content_type=None)
+                    return
+            await self.api(scope, receive, runtime.cors.wrap(scope, send))
+            return
+        if kind == "websocket" and scope["path"] == ws.PATH:
             await ws.serve(self.runtime, scope, receive, send)
             return
-        await self.app(scope, receive, send)
-
-    @staticmethod
-    def route(method: str, path: str) -> Handler | None:
-        if method == "GET":
-            for prefix, handler in HTTP_ROUTES:
-                if path.startswith(prefix):
-                    return handler
-        elif method == "POST" and path == publish.PATH:
-            return publish.serve
-        return None
+        await self.api(scope, receive, send)  # the lifespan; an unknown WebSocket path gets FastAPI's 403

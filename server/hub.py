@@ -1,9 +1,19 @@
-"""The per-process fan-out: a ring of pre-encoded ticks per symbol, and the streams reading it.
+"""The per-process fan-out: a ring of pre-encoded ticks per symbol, and the listeners it tells.
 
-Why this shape: a tick is encoded once per transport when it arrives, and every subscriber is
-handed the same bytes. Subscribers keep no queue of their own; each keeps a cursor (a `seq`)
-into its symbol's ring, and sleeps on a future that a new tick resolves. A slow subscriber's
-"queue" is just the distance between its cursor and the head, bounded by the ring.
+Why this shape: a tick is encoded once per transport when it arrives (`server.wire`), and every
+subscriber is handed the same bytes. Subscribers keep no queue of their own; each keeps a cursor
+(a `seq`) into its symbol's ring. A slow subscriber's "queue" is just the distance between its
+cursor and the head, bounded by the ring.
+
+The hub is the only way in and out of a topic: `Hub.subscribe` (ticks of a symbol) and
+`Hub.follow_heartbeats` return a `Subscription`, which `cancel()` or a `with` block ends.
+
+Delivery invariant: the hub tells listeners synchronously, one after another, in the order they
+subscribed. A listener may subscribe or cancel (itself or another) from inside `on_entry` or
+`on_beat`: the delivery under way still goes to the listeners as they were when it began, so a
+listener cancelled meanwhile may be told once more, and one added meanwhile hears from the next
+tick on (it reads anything older from the ring, by its cursor). An exception in a listener is
+logged and does not stop the others.
 """
 
 from __future__ import annotations
@@ -14,12 +24,13 @@ import logging
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any
 
-from server.outlets import chunk, ws_frame
 from server.schema import Tick
+from server.wire import Encodings
 
-__all__ = ["Entry", "Hub", "Listener", "Topic", "UnknownSymbol"]
+__all__ = ["Entry", "Hub", "Listener", "Subscription", "Topic", "UnknownSymbol"]
 
 logger = logging.getLogger("pushpull.hub")
 
@@ -29,20 +40,10 @@ class UnknownSymbol(KeyError):
 
 
 @dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(Encodings):
     """One tick with its encodings, shared by every subscriber."""
 
     tick: Tick
-    json: bytes
-    """The tick as compact JSON (poll, long poll, webhooks)."""
-    sse: bytes
-    """A complete `text/event-stream` event with `id: <epoch>:<seq>`."""
-    ws: str
-    """A `{"type": "tick", ...}` WebSocket text message."""
-    sse_chunk: bytes
-    """`sse` framed as one HTTP/1.1 chunk, for outlets writing straight to the socket."""
-    ws_frame: bytes
-    """`ws` framed as one WebSocket text frame, likewise."""
 
     @property
     def seq(self) -> int:
@@ -50,19 +51,24 @@ class Entry:
 
     @classmethod
     def encode(cls, tick: Tick) -> Entry:
-        body = tick.to_json()
-        sse = b"id: %s:%d\nevent: tick\ndata: %s\n\n" % (tick.epoch.encode(), tick.seq, body)
-        ws = b'{"type":"tick",' + body[1:]
-        return cls(tick=tick, json=body, sse=sse, ws=ws.decode(), sse_chunk=chunk(sse), ws_frame=ws_frame(ws))
+        encoded = Encodings.of(tick.to_json(), tick.epoch, tick.seq)
+        return cls(
+            json=encoded.json,
+            sse=encoded.sse,
+            sse_chunk=encoded.sse_chunk,
+            ws=encoded.ws,
+            ws_frame=encoded.ws_frame,
+            tick=tick,
+        )
 
 
 class Listener:
-    """Something that follows topics: a stream, a socket, a held long poll.
+    """Something that follows topics: a stream, a socket, a held long poll, a webhook endpoint.
 
     The hub calls `on_entry` for every tick of a followed topic and `on_beat` every heartbeat
-    period, synchronously. By default both wake the listener's task, which then reads the ring
-    from its cursor; a listener that can write without its task (see `server.outlets`) overrides
-    them.
+    period, synchronously (see the module's delivery invariant). By default both wake the
+    listener's task, which then reads the ring from its cursor; a listener that can write without
+    its task (`server.stream`) overrides them.
     """
 
     __slots__ = ("_waiter",)
@@ -108,13 +114,77 @@ def _release(waiter: asyncio.Future[Any]) -> None:
         waiter.set_result(None)
 
 
+class _Audience:
+    """The listeners of one topic (or of the heartbeats), safe to change while being told.
+
+    Delivery walks a tuple of the members, rebuilt only after a change: a stream audience rarely
+    changes, so most ticks cost no copy; when it did change, the copy is what makes changing it
+    from inside a delivery safe.
+    """
+
+    __slots__ = ("_members", "_snapshot")
+
+    def __init__(self) -> None:
+        self._members: dict[Listener, None] = {}
+        self._snapshot: tuple[Listener, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+    def __contains__(self, listener: object) -> bool:
+        return listener in self._members
+
+    def add(self, listener: Listener) -> None:
+        if listener not in self._members:
+            self._members[listener] = None
+            self._snapshot = tuple(self._members)
+
+    def discard(self, listener: Listener) -> None:
+        if self._members.pop(listener, 0) is None:
+            self._snapshot = tuple(self._members)
+
+    def members(self) -> tuple[Listener, ...]:
+        return self._snapshot
+
+
+class Subscription:
+    """A listener's place in a topic or in the heartbeats. `cancel()` (or leaving a `with` block)
+    takes it out; cancelling twice is harmless."""
+
+    __slots__ = ("_audience", "listener")
+
+    def __init__(self, audience: _Audience, listener: Listener) -> None:
+        self._audience: _Audience | None = audience
+        self.listener = listener
+        audience.add(listener)
+
+    def cancel(self) -> None:
+        audience, self._audience = self._audience, None
+        if audience is not None:
+            audience.discard(self.listener)
+
+    @property
+    def active(self) -> bool:
+        return self._audience is not None
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.cancel()
+
+
 class Topic:
-    """One symbol: the last `capacity` ticks and the listeners to wake when one arrives."""
+    """One symbol: the last `capacity` ticks and the listeners to tell when one arrives."""
+
+    __slots__ = ("_audience", "ring", "symbol")
 
     def __init__(self, symbol: str, capacity: int) -> None:
         self.symbol = symbol
         self.ring: deque[Entry] = deque(maxlen=capacity)
-        self.listeners: set[Listener] = set()
+        self._audience = _Audience()
 
     @property
     def latest(self) -> Entry | None:
@@ -124,9 +194,13 @@ class Topic:
     def head_seq(self) -> int:
         return self.ring[-1].seq if self.ring else 0
 
+    @property
+    def listener_count(self) -> int:
+        return len(self._audience)
+
     def append(self, entry: Entry) -> None:
         self.ring.append(entry)
-        for listener in self.listeners:
+        for listener in self._audience.members():
             try:
                 listener.on_entry(entry)
             except Exception:  # one broken subscriber must not stop the others, or the feed
@@ -164,13 +238,13 @@ class Topic:
 
 
 class Hub:
-    """All topics of this process, the current epoch, and the lifecycle of its streams."""
+    """All topics of this process, the current epoch, and who listens to what."""
 
     def __init__(self, symbols: Iterable[str], capacity: int) -> None:
         self.topics: dict[str, Topic] = {s: Topic(s, capacity) for s in symbols}
         self.epoch = ""
         self.closing = False
-        self.heartbeats: set[Listener] = set()
+        self._beats = _Audience()
         """Listeners told of every heartbeat period (SSE streams send a comment)."""
 
     def topic(self, symbol: str) -> Topic:
@@ -179,8 +253,16 @@ class Hub:
         except KeyError:
             raise UnknownSymbol(symbol) from None
 
+    def subscribe(self, symbol: str, listener: Listener) -> Subscription:
+        """Tell `listener` of every tick of `symbol` from now on, until the subscription ends."""
+        return Subscription(self.topic(symbol)._audience, listener)
+
+    def follow_heartbeats(self, listener: Listener) -> Subscription:
+        """Tell `listener` of every heartbeat period, until the subscription ends."""
+        return Subscription(self._beats, listener)
+
     def deliver(self, tick: Tick) -> Entry:
-        """Take a tick from the broker: encode it once, store it, wake its listeners."""
+        """Take a tick from the broker: encode it once, store it, tell its listeners."""
         if tick.epoch != self.epoch:
             self.reset_epoch(tick.epoch)
         entry = Entry.encode(tick)
@@ -194,7 +276,7 @@ class Hub:
             topic.clear()
 
     def beat(self) -> None:
-        for listener in self.heartbeats:
+        for listener in self._beats.members():
             try:
                 listener.on_beat()
             except Exception:
@@ -204,7 +286,7 @@ class Hub:
         """Server shutdown: every stream and held request finishes now."""
         self.closing = True
         for topic in self.topics.values():
-            for listener in topic.listeners:
+            for listener in topic._audience.members():
                 listener.wake()
-        for listener in self.heartbeats:
+        for listener in self._beats.members():
             listener.wake()

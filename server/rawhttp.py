@@ -10,25 +10,22 @@ answer with the same JSON errors FastAPI would.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Iterable
 from typing import TypeVar
 from urllib.parse import parse_qsl
 
 from fastapi import HTTPException
 from pydantic import BaseModel, TypeAdapter, ValidationError
-from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from server.fast_path import FastPath
 from server.hub import Listener
-from server.outlets import http_exchange
 from server.schema import MAX_MESSAGE_BYTES
 
 __all__ = [
     "ClientListener",
-    "Delegate",
     "Headers",
     "HttpError",
-    "cors_headers",
     "error_body",
     "header",
     "path_symbol",
@@ -48,12 +45,6 @@ JSON = b"application/json"
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
-
-EXPOSE = (b"access-control-expose-headers", b"ETag")
-VARY = (b"vary", b"Origin")
-
-FRAMEWORK_CORS = "pushpull.framework_cors"
-"""Set in a scope that FastAPI routed: its CORS middleware adds the headers itself."""
 
 
 def query_params(scope: Scope) -> dict[str, str]:
@@ -92,40 +83,30 @@ def validated_query(model: type[M], scope: Scope) -> M:
         raise HttpError(422, errors) from None
 
 
-def cors_headers(allowed: Sequence[str], scope: Scope) -> Headers:
-    """What `--cors` adds to a simple cross-origin request from an allowed page. Unless every
-    origin is allowed, the answer depends on `Origin`, so caches are told (`Vary`) either way."""
-    if not allowed or FRAMEWORK_CORS in scope:
-        return []
-    origin = header(scope, b"origin")
-    if "*" in allowed:
-        return [] if origin is None else [(b"access-control-allow-origin", b"*"), EXPOSE]
-    if origin is not None and origin in allowed:
-        return [(b"access-control-allow-origin", origin.encode("latin-1")), EXPOSE, VARY]
-    return [VARY]
-
-
 async def respond(
+    fast_path: FastPath,
     send: Send,
     status: int,
     body: bytes = b"",
     headers: Iterable[tuple[bytes, bytes]] = (),
     content_type: bytes | None = JSON,
-) -> None:
-    """A complete response with its length: one socket write on uvicorn, else two ASGI messages."""
+) -> bool:
+    """A complete response with its length: one socket write on the fast path (True), else two
+    ASGI messages (False)."""
     raw: Headers = [*headers]
     if body or status not in (204, 304):
         raw.append((b"content-length", b"%d" % len(body)))
         if content_type is not None:
             raw.append((b"content-type", content_type))
-    exchange = http_exchange(send)
+    exchange = fast_path.exchange(send)
     if exchange is not None:
         if exchange.disconnected:
-            return  # nobody to answer, and a closed socket must not be written to
+            return False  # nobody to answer, and a closed socket must not be written to
         if exchange.respond(status, raw, body):
-            return
+            return True
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
+    return False
 
 
 def error_body(detail: object) -> bytes:
@@ -138,22 +119,6 @@ def path_symbol(scope: Scope, prefix: str) -> str:
     if not symbol or "/" in symbol:
         raise HttpError(404, "Not Found")
     return symbol
-
-
-class Delegate(Response):
-    """A response that hands the request to a plain-ASGI handler: how FastAPI routes serve the
-    hot endpoints with the very handlers the front door calls."""
-
-    def __init__(self, handler: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
-        self.handler = handler
-        self.background = None
-        self.status_code = 200
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.handler({**scope, FRAMEWORK_CORS: True}, receive, send)
-
-
-"""Largest request body the API accepts (413 past it)."""
 
 
 async def read_body(scope: Scope, receive: Receive, limit: int = MAX_MESSAGE_BYTES) -> bytes:

@@ -1,4 +1,4 @@
-"""What every route needs at run time: settings, broker, hub, counters. Built by the lifespan."""
+"""What every route needs at run time: settings, broker, hub, counters, CORS, the fast path."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from fastapi import HTTPException, Request, WebSocket
+from fastapi import HTTPException, Request
 
 from server.broker import Broker
+from server.cors import Cors
+from server.fast_path import FastPath
 from server.hub import Entry, Hub, Topic, UnknownSymbol
 from server.schema import Tick
 from server.settings import Settings
@@ -30,6 +32,8 @@ class Runtime:
     broker: Broker
     hub: Hub
     stats: ServerStats = field(default_factory=ServerStats)
+    fast_path: FastPath = field(init=False)
+    cors: Cors = field(init=False)
     webhooks: WebhookDispatcher = field(init=False)
     ws_connections: set[WsConnection] = field(default_factory=set)
     """Open WebSocket clients, for the sweeper that evicts stalled ones."""
@@ -39,6 +43,8 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.webhooks = WebhookDispatcher(self.hub, self.settings)
+        self.fast_path = FastPath.detect(self.settings.fast_path)
+        self.cors = Cors(self.settings.cors)
 
     def topic_or_404(self, symbol: str) -> Topic:
         try:
@@ -64,9 +70,4 @@ class Runtime:
 
 async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
-async def get_ws_runtime(websocket: WebSocket) -> Runtime:
-    runtime: Runtime = websocket.app.state.runtime
     return runtime

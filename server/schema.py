@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt
+
+from server.wire import tick_json
 
 __all__ = [
     "MAX_MESSAGE_BYTES",
@@ -19,7 +20,6 @@ __all__ = [
     "Subscribe",
     "Tick",
     "Unsubscribe",
-    "encode_json",
     "publish_time",
     "round_to_tick",
 ]
@@ -47,11 +47,6 @@ def round_to_tick(price: float) -> float:
     return round(steps * NSE_TICK_SIZE, 2)
 
 
-def encode_json(value: object) -> bytes:
-    """Compact JSON, the same bytes every time: ticks are encoded once and shared."""
-    return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
-
-
 def publish_time() -> float:
     """Now, in Unix seconds to the microsecond: the precision `ts` carries on the wire."""
     return round(time.time(), 6)
@@ -72,14 +67,8 @@ class Tick(BaseModel):
     epoch: str = Field(examples=["k3v9"])
 
     def to_json(self) -> bytes:
-        """The wire form, with `ts` always at 6 decimals: a tick's size does not vary with its time."""
-        return b'{"symbol":%s,"seq":%d,"price":%s,"ts":%.6f,"epoch":%s}' % (
-            json.dumps(self.symbol).encode(),
-            self.seq,
-            repr(self.price).encode(),
-            self.ts,
-            json.dumps(self.epoch).encode(),
-        )
+        """The wire form (`server.wire.tick_json`)."""
+        return tick_json(self.symbol, self.seq, self.price, self.ts, self.epoch)
 
 
 class PublishItem(BaseModel):

@@ -45,6 +45,8 @@ class Settings:
     webhook_disable_after: float = 3600.0
     """An endpoint failing for this many seconds without a success is disabled."""
     access_log: bool = False
+    fast_path: bool = True
+    """Write ticks and short answers straight to uvicorn's sockets when it can (`server.fast_path`)."""
 
     @property
     def ws_lag_limit(self) -> int:

@@ -24,7 +24,9 @@ class TransportStats:
     evicted: int = 0
     """Subscribers cut off for falling too far behind (WebSocket, 1008)."""
     direct_connections: int = 0
-    """Streams opened whose ticks the hub writes straight to the socket (`server.outlets`)."""
+    """Streams opened whose ticks the hub may write straight to the socket (`server.fast_path`)."""
+    direct_writes: int = 0
+    """Ticks, heartbeats and whole responses written straight to a socket by the fast path."""
 
 
 @dataclass(slots=True)

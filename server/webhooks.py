@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import httpx
 from standardwebhooks import Webhook
 
-from server.hub import Entry, Hub, Listener
+from server.hub import Entry, Hub, Listener, Subscription
 from server.settings import Settings
 
 __all__ = ["Endpoint", "TargetRefused", "WebhookDispatcher", "check_target"]
@@ -89,6 +89,7 @@ class Endpoint(Listener):
     last_error: str | None = None
     failing_since: float | None = None
     task: asyncio.Task[None] | None = None
+    subscriptions: list[Subscription] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         Listener.__init__(self)
@@ -157,8 +158,7 @@ class WebhookDispatcher:
             queue_limit=self.settings.webhook_queue,
         )
         self.endpoints[endpoint.id] = endpoint
-        for symbol in symbols:
-            self.hub.topics[symbol].listeners.add(endpoint)
+        endpoint.subscriptions = [self.hub.subscribe(symbol, endpoint) for symbol in symbols]
         endpoint.task = asyncio.create_task(self._deliver_forever(endpoint), name=f"webhook {endpoint.id}")
         return endpoint
 
@@ -166,8 +166,8 @@ class WebhookDispatcher:
         endpoint = self.endpoints.pop(endpoint_id, None)
         if endpoint is None:
             return False
-        for symbol in endpoint.symbols:
-            self.hub.topics[symbol].listeners.discard(endpoint)
+        for subscription in endpoint.subscriptions:
+            subscription.cancel()
         if endpoint.task is not None:
             endpoint.task.cancel()
             await asyncio.gather(endpoint.task, return_exceptions=True)

@@ -3,36 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import functools
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 from starlette.types import Receive, Scope, Send
 
+from server.hot_routes import HotRoute, ResponseDoc
 from server.hub import Entry, Topic
-from server.outlets import http_exchange
-from server.rawhttp import (
-    ClientListener,
-    Delegate,
-    Headers,
-    HttpError,
-    cors_headers,
-    error_body,
-    path_symbol,
-    query_params,
-    respond,
-    validated_query,
-)
-from server.runtime import Runtime, get_runtime
+from server.rawhttp import ClientListener, Headers, HttpError, error_body, path_symbol, respond, validated_query
+from server.runtime import Runtime
 from server.schema import LongPollReply
+from server.wire import longpoll_reply
 
-__all__ = ["PREFIX", "router", "serve"]
-
-router = APIRouter(tags=["long poll"])
+__all__ = ["ROUTE", "serve"]
 
 PREFIX = "/api/longpoll/"
 NO_STORE = (b"cache-control", b"no-store")
+SHUTDOWN_RETRY_AFTER_S = 2
+"""What a held long poll is told to wait when the server shuts down (seconds)."""
 
 
 class LongPollQuery(BaseModel):
@@ -41,49 +28,19 @@ class LongPollQuery(BaseModel):
     epoch: str | None = Field(None, max_length=64, description="Epoch `after` counts in.")
 
 
-def parse_query(scope: Scope) -> tuple[int | None, float, str | None]:
-    """(after, timeout, epoch). The usual `after=41&timeout=25` is read directly (a tenth of a
-    long poll's CPU went to validating it at 10,000 requests/s); anything else goes through
-    `LongPollQuery`, which also words the 422."""
-    params = query_params(scope)
-    after, timeout = params.get("after", ""), params.get("timeout", "25")
-    epoch = params.get("epoch")
-    if (
-        after.isascii()
-        and after.isdigit()
-        and timeout.isascii()
-        and timeout.isdigit()
-        and 1 <= int(timeout) <= 60
-        and (epoch is None or len(epoch) <= 64)
-        and len(after) < 20
-        and params.keys() <= {"after", "timeout", "epoch"}
-    ):
-        return int(after), float(timeout), epoch
-    query = validated_query(LongPollQuery, scope)
-    return query.after, query.timeout, query.epoch
-
-
-SHUTDOWN_RETRY_AFTER_S = 2
-"""What a held long poll is told to wait when the server shuts down (seconds)."""
-
-
-def reply(entries: list[Entry], gap: bool) -> bytes:
-    """The `{"ticks": [...], "gap": bool}` envelope, joined from the shared encodings."""
-    return b'{"ticks":[' + b",".join(e.json for e in entries) + (b'],"gap":true}' if gap else b'],"gap":false}')
-
-
 async def serve(runtime: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
-    """`GET /api/longpoll/{symbol}`, as plain ASGI (see `server.front_door`)."""
+    """`GET /api/longpoll/{symbol}`: answer now if there is anything to say, else hold."""
     stats = runtime.stats.longpoll
     stats.requests += 1
     topic = runtime.topic_or_404(path_symbol(scope, PREFIX))
-    after, timeout, epoch = parse_query(scope)
-    headers = [NO_STORE, *cors_headers(runtime.settings.cors, scope)]
+    query = validated_query(LongPollQuery, scope)
+    after = query.after
+    headers = [NO_STORE, *runtime.cors.headers(scope)]
     hub = runtime.hub
     if after is None:
         await answer(runtime, send, headers, [runtime.latest_or_503(topic.symbol)], gap=False)
         return
-    if epoch is not None and epoch != hub.epoch:
+    if query.epoch is not None and query.epoch != hub.epoch:
         await answer(runtime, send, headers, [runtime.latest_or_503(topic.symbol)], gap=True)
         return
     if await answer_now(runtime, topic, after, send, headers):
@@ -96,22 +53,21 @@ async def serve(runtime: Runtime, scope: Scope, receive: Receive, send: Send) ->
         raise HttpError(503, "too many open connections")
 
     held = ClientListener()
-    exchange = http_exchange(send)
+    exchange = runtime.fast_path.exchange(send)
     disconnect_waiters = None
     if exchange is not None:  # wait for "tick or client gone" on one future, without a watcher task
         if (await receive())["type"] == "http.disconnect":  # (this also readies uvicorn's event)
             return
         disconnect_waiters = exchange.disconnect_waiters()
     watcher = None if disconnect_waiters is not None else asyncio.ensure_future(held.watch(receive))
-    topic.listeners.add(held)
     stats.open_connections += 1
     try:
-        await held.sleep(timeout, also=disconnect_waiters)
+        with hub.subscribe(topic.symbol, held):
+            await held.sleep(query.timeout, also=disconnect_waiters)
     finally:
         if watcher is not None:
             watcher.cancel()
         stats.open_connections -= 1
-        topic.listeners.discard(held)
     if held.disconnected or (exchange is not None and exchange.disconnected):
         return  # nobody to answer; the slot is free already
     if await answer_now(runtime, topic, after, send, headers):
@@ -120,7 +76,7 @@ async def serve(runtime: Runtime, scope: Scope, receive: Receive, send: Send) ->
         await shutting_down(runtime, send, headers)
         return
     stats.empty_responses += 1
-    await respond(send, 204, headers=headers)
+    stats.direct_writes += await respond(runtime.fast_path, send, 204, headers=headers)
 
 
 async def shutting_down(runtime: Runtime, send: Send, headers: Headers) -> None:
@@ -129,6 +85,7 @@ async def shutting_down(runtime: Runtime, send: Send, headers: Headers) -> None:
     runtime.stats.longpoll.rejected += 1
     retry = b"%d" % SHUTDOWN_RETRY_AFTER_S
     await respond(
+        runtime.fast_path,
         send,
         503,
         error_body("the server is shutting down"),
@@ -146,26 +103,29 @@ async def answer_now(runtime: Runtime, topic: Topic, after: int, send: Send, hea
 
 
 async def answer(runtime: Runtime, send: Send, headers: Headers, entries: list[Entry], gap: bool) -> None:
-    body = reply(entries, gap)
+    body = longpoll_reply([e.json for e in entries], gap)
     stats = runtime.stats.longpoll
     stats.messages_sent += len(entries)
     stats.bytes_sent += len(body)
-    await respond(send, 200, body, headers)
+    stats.direct_writes += await respond(runtime.fast_path, send, 200, body, headers)
 
 
-@router.get(
-    PREFIX + "{symbol}",
-    response_model=LongPollReply,
-    responses={204: {"description": "Nothing newer than `after` arrived within `timeout`."}, 404: {}},
+ROUTE = HotRoute(
+    method="GET",
+    path=PREFIX + "{symbol}",
+    handler=serve,
+    tag="long poll",
+    summary="Long Poll",
+    description=(
+        "Every tick after `after` at once if there are any; else hold until one arrives, or 204.\n\n"
+        "No `after`: the latest tick at once. A cursor that history no longer covers, an old epoch, "
+        "or a cursor ahead of the newest tick: the latest tick at once, with `gap: true`."
+    ),
+    query=LongPollQuery,
+    responses={
+        200: ResponseDoc("The ticks after `after`, or the latest with `gap` set.", LongPollReply),
+        204: ResponseDoc("Nothing newer than `after` arrived within `timeout`."),
+        404: ResponseDoc("Unknown symbol."),
+        503: ResponseDoc("Too many open connections, or the server is shutting down (`retry-after`)."),
+    },
 )
-async def long_poll(
-    symbol: str,
-    runtime: Annotated[Runtime, Depends(get_runtime)],
-    query: Annotated[LongPollQuery, Query()],
-) -> Delegate:
-    """Every tick after `after` at once if there are any; else hold until one arrives, or 204.
-
-    No `after`: the latest tick at once. A cursor that history no longer covers, an old epoch,
-    or a cursor ahead of the newest tick: the latest tick at once, with `gap: true`.
-    """
-    return Delegate(functools.partial(serve, runtime))

@@ -38,7 +38,7 @@ async def symbols(runtime: Annotated[Runtime, Depends(get_runtime)]) -> list[Tic
 
 @router.get("/api/stats")
 async def stats(runtime: Annotated[Runtime, Depends(get_runtime)]) -> dict[str, Any]:
-    """Uptime, ticks published, memory, broker, and per-transport counters."""
+    """Uptime, ticks published, memory, broker, whether the fast path is on, and per-transport counters."""
     settings = runtime.settings
     return {
         "version": __version__,
@@ -46,6 +46,7 @@ async def stats(runtime: Annotated[Runtime, Depends(get_runtime)]) -> dict[str, 
         "ticks_published": runtime.stats.ticks_published,
         "rss_bytes": _process.memory_info().rss,
         "broker": runtime.broker.name,
+        "fast_path": {"on": runtime.fast_path.on, "reason": runtime.fast_path.reason},
         "instance": runtime.instance,
         "simulated": settings.tick_rate > 0,
         "epoch": runtime.hub.epoch,

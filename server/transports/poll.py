@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import functools
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Header
 from starlette.types import Receive, Scope, Send
 
-from server.rawhttp import Delegate, cors_headers, header, path_symbol, respond
-from server.runtime import Runtime, get_runtime
+from server.hot_routes import HeaderDoc, HotRoute, ResponseDoc
+from server.rawhttp import header, path_symbol, respond
+from server.runtime import Runtime
 from server.schema import Tick
 
-__all__ = ["PREFIX", "router", "serve"]
-
-router = APIRouter(tags=["poll"])
+__all__ = ["ROUTE", "serve"]
 
 PREFIX = "/api/price/"
 
@@ -27,30 +22,33 @@ def etag_matches(if_none_match: str | None, etag: bytes) -> bool:
 
 
 async def serve(runtime: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
-    """`GET /api/price/{symbol}`, as plain ASGI (see `server.front_door`)."""
+    """`GET /api/price/{symbol}`: the latest tick, or 304 if the client has it."""
     stats = runtime.stats.poll
     stats.requests += 1
     entry = runtime.latest_or_503(path_symbol(scope, PREFIX))
     etag = b'"%s:%d"' % (entry.tick.epoch.encode(), entry.seq)
-    headers = [(b"etag", etag), (b"cache-control", b"no-cache"), *cors_headers(runtime.settings.cors, scope)]
+    headers = [(b"etag", etag), (b"cache-control", b"no-cache"), *runtime.cors.headers(scope)]
     if etag_matches(header(scope, b"if-none-match"), etag):
         stats.empty_responses += 1
-        await respond(send, 304, headers=headers)
+        stats.direct_writes += await respond(runtime.fast_path, send, 304, headers=headers)
         return
     stats.messages_sent += 1
     stats.bytes_sent += len(entry.json)
-    await respond(send, 200, entry.json, headers)
+    stats.direct_writes += await respond(runtime.fast_path, send, 200, entry.json, headers)
 
 
-@router.get(
-    PREFIX + "{symbol}",
-    response_model=Tick,
-    responses={304: {"description": "Not modified: the ETag still names the latest tick."}, 404: {}},
+ROUTE = HotRoute(
+    method="GET",
+    path=PREFIX + "{symbol}",
+    handler=serve,
+    tag="poll",
+    summary="Latest Price",
+    description="The latest tick. Send the last `ETag` as `If-None-Match` to get 304 while it has not changed.",
+    headers=(HeaderDoc("If-None-Match", "The `ETag` of the tick you have."),),
+    responses={
+        200: ResponseDoc("The latest tick, with its `ETag`.", Tick),
+        304: ResponseDoc("Not modified: the ETag still names the latest tick."),
+        404: ResponseDoc("Unknown symbol."),
+        503: ResponseDoc("No tick yet (history was reset); try again shortly."),
+    },
 )
-async def latest_price(
-    symbol: str,
-    runtime: Annotated[Runtime, Depends(get_runtime)],
-    if_none_match: Annotated[str | None, Header()] = None,
-) -> Delegate:
-    """The latest tick. Send the last `ETag` as `If-None-Match` to get 304 while it has not changed."""
-    return Delegate(functools.partial(serve, runtime))

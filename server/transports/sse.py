@@ -1,30 +1,24 @@
 """Server-Sent Events: one long response per client, each tick an event with `id: <epoch>:<seq>`.
 
-The response is a raw ASGI loop rather than a StreamingResponse: no queue, no extra task per
-tick, just the subscriber's cursor into the symbol's ring and the bytes encoded once per tick.
+The response is a raw ASGI loop rather than a StreamingResponse: no queue, no task per tick, just
+a `StreamSubscriber` (`server.stream`) with one cursor into the symbol's ring.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query
 from pydantic import BaseModel, Field
-from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from server.hub import Entry, Topic
-from server.outlets import Outlet, chunk, http_outlet
-from server.rawhttp import ClientListener, Delegate, HttpError, cors_headers, header, path_symbol, validated_query
-from server.runtime import Runtime, get_runtime
-from server.schema import encode_json
-from server.stats import TransportStats
+from server.hot_routes import HeaderDoc, HotRoute, ResponseDoc
+from server.hub import Topic
+from server.rawhttp import HttpError, header, path_symbol, validated_query
+from server.runtime import Runtime
+from server.stream import StreamSubscriber
+from server.wire import SSE, sse_gap, sse_retry
 
-__all__ = ["PREFIX", "router", "serve"]
-
-router = APIRouter(tags=["sse"])
+__all__ = ["ROUTE", "serve"]
 
 PREFIX = "/api/stream/"
 MAX_EVENT_ID = 128
@@ -34,8 +28,6 @@ HEADERS = (
     (b"cache-control", b"no-store"),
     (b"x-accel-buffering", b"no"),
 )
-HEARTBEAT = b": keep-alive\n\n"
-HEARTBEAT_CHUNK = chunk(HEARTBEAT)
 
 
 class StreamQuery(BaseModel):
@@ -44,69 +36,8 @@ class StreamQuery(BaseModel):
     )
 
 
-def gap_event(symbol: str, epoch: str, reason: str) -> bytes:
-    data = encode_json({"symbol": symbol, "epoch": epoch, "reason": reason})
-    return b"event: gap\ndata: %s\n\n" % data
-
-
-class SseListener(ClientListener):
-    """One SSE client. In step with the ring, its outlet gets each tick's bytes from the hub
-    directly; otherwise (socket pushing back, a gap, no outlet) its task catches up from the ring."""
-
-    __slots__ = ("beat_due", "cursor", "outlet", "stalled", "stats")
-
-    def __init__(self, cursor: int, stats: TransportStats) -> None:
-        super().__init__()
-        self.cursor = cursor
-        self.stats = stats
-        self.outlet: Outlet | None = None
-        self.stalled = True
-        """The task, not the hub, writes next: set until it has caught up."""
-        self.beat_due = False
-
-    def on_entry(self, entry: Entry) -> None:
-        outlet = self.outlet
-        if outlet is not None and not self.stalled and entry.seq == self.cursor + 1 and outlet.ready():
-            outlet.write(entry.sse_chunk)
-            self.cursor = entry.seq
-            self.stats.messages_sent += 1
-            self.stats.bytes_sent += len(entry.sse)
-        else:
-            self.stalled = True
-            self.hand_to_task()
-
-    def on_beat(self) -> None:
-        outlet = self.outlet
-        if outlet is not None and not self.stalled and outlet.ready():
-            outlet.write(HEARTBEAT_CHUNK)
-            self.stats.bytes_sent += len(HEARTBEAT)
-        else:
-            self.beat_due = True
-            self.hand_to_task()
-
-    def hand_to_task(self) -> None:
-        """The hub cannot write: wake the task, telling it if that is because the client left."""
-        self.disconnected = self.disconnected or (self.outlet is not None and self.outlet.gone())
-        self.wake()
-
-
-def catch_up(topic: Topic, epoch: str, cursor: int) -> tuple[bytes, int, int]:
-    """What a stream at `cursor` must send now: (bytes, new cursor, ticks among them).
-
-    A cursor the ring no longer covers (a stalled reader, a burst, a new epoch) gets a gap
-    event and the latest tick: the stream conflates rather than closes.
-    """
-    entries, gap = topic.resume(cursor)
-    if not entries:
-        return b"", cursor, 0
-    body = b"".join([e.sse for e in entries])
-    if gap:
-        body = gap_event(topic.symbol, epoch, "stale") + body
-    return body, entries[-1].seq, len(entries)
-
-
 async def serve(runtime: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
-    """`GET /api/stream/{symbol}`, as plain ASGI (see `server.front_door`)."""
+    """`GET /api/stream/{symbol}`: validate, then stream until the client or the server leaves."""
     stats = runtime.stats.sse
     stats.requests += 1
     topic = runtime.topic_or_404(path_symbol(scope, PREFIX))
@@ -135,43 +66,42 @@ async def stream(
     """The SSE response: a preamble (retry, maybe a gap, the resumed ticks), then live ticks."""
     hub = runtime.hub
     stats = runtime.stats.sse
-    listener = SseListener(cursor, stats)
-    watcher = asyncio.ensure_future(listener.watch(receive))
+    subscriber = StreamSubscriber(hub, SSE, stats)
+    subscriber.cursors[topic.symbol] = cursor
+
+    async def send_body(payloads: list[bytes]) -> None:
+        await send({"type": "http.response.body", "body": b"".join(payloads), "more_body": True})
+
+    watcher = asyncio.ensure_future(watch(subscriber, receive))
     stats.open_connections += 1
     stats.messages_sent += sent
     try:
-        headers = [*HEADERS, *cors_headers(runtime.settings.cors, scope)]
+        headers = [*HEADERS, *runtime.cors.headers(scope)]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
-        listener.outlet = http_outlet(send)
-        stats.direct_connections += listener.outlet is not None
-        topic.listeners.add(listener)
-        hub.heartbeats.add(listener)
-        body = preamble
-        while not (listener.disconnected or hub.closing):
-            if body:
-                listener.stalled = True  # the task holds the pen until it has caught up
-                if listener.outlet is not None and listener.outlet.gone():
-                    listener.disconnected = True  # (a client that pipelined behind us is not flagged)
+        subscriber.outlet = runtime.fast_path.stream_outlet(send)
+        stats.direct_connections += subscriber.outlet is not None
+        with hub.subscribe(topic.symbol, subscriber), hub.follow_heartbeats(subscriber):
+            await send_body([preamble])
+            stats.bytes_sent += len(preamble)
+            while True:
+                await subscriber.catch_up(send_body)
+                if subscriber.left or hub.closing:
                     break
-                await send({"type": "http.response.body", "body": body, "more_body": True})
-                stats.bytes_sent += len(body)
-            body, listener.cursor, count = catch_up(topic, hub.epoch, listener.cursor)
-            stats.messages_sent += count
-            if body:
-                continue
-            if listener.beat_due:
-                listener.beat_due = False
-                body = HEARTBEAT
-                continue
-            listener.stalled = False
-            await listener.sleep()
+                await subscriber.sleep()
     finally:
         watcher.cancel()
-        topic.listeners.discard(listener)
-        hub.heartbeats.discard(listener)
         stats.open_connections -= 1
-        if not listener.disconnected:
+        if not subscriber.left:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def watch(subscriber: StreamSubscriber[bytes], receive: Receive) -> None:
+    """Notice the client leaving even while no tick flows (a send after it would be silent), so
+    it stops counting as an open connection at once."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    subscriber.left = True
+    subscriber.wake()
 
 
 def parse_event_id(value: str) -> tuple[str, int] | None:
@@ -183,8 +113,8 @@ def parse_event_id(value: str) -> tuple[str, int] | None:
 
 def preamble_for(runtime: Runtime, topic: Topic, last_event_id: str | None) -> tuple[bytes, int, int]:
     """Where a stream starts: (bytes to send first, cursor after them, ticks among them)."""
-    retry = b"retry: %d\n\n" % runtime.settings.sse_retry_ms
-    latest: Entry = runtime.latest_or_503(topic.symbol)
+    retry = sse_retry(runtime.settings.sse_retry_ms)
+    latest = runtime.latest_or_503(topic.symbol)
     if last_event_id is None:
         return retry + latest.sse, latest.seq, 1
     parsed = parse_event_id(last_event_id)
@@ -198,27 +128,24 @@ def preamble_for(runtime: Runtime, topic: Topic, last_event_id: str | None) -> t
         if entries is not None:
             return retry + b"".join([e.sse for e in entries]), parsed[1] + len(entries), len(entries)
         reason = "stale"
-    return retry + gap_event(topic.symbol, epoch, reason) + latest.sse, latest.seq, 1
+    return retry + sse_gap(topic.symbol, epoch, reason) + latest.sse, latest.seq, 1
 
 
-@router.get(
-    PREFIX + "{symbol}",
-    status_code=200,
-    response_class=Response,
+ROUTE = HotRoute(
+    method="GET",
+    path=PREFIX + "{symbol}",
+    handler=serve,
+    tag="sse",
+    summary="Event Stream",
+    description=(
+        "Ticks of one symbol as Server-Sent Events, resumable with `Last-Event-ID: <epoch>:<seq>`.\n\n"
+        "An unknown or stale id starts from the latest tick, after an `event: gap`."
+    ),
+    query=StreamQuery,
+    headers=(HeaderDoc("Last-Event-ID", "Resume point (a reconnecting EventSource sends it).", MAX_EVENT_ID),),
     responses={
-        200: {"content": {"text/event-stream": {}}, "description": "`event: tick` events, forever."},
-        404: {},
-        503: {"description": "Too many open connections."},
+        200: ResponseDoc("`event: tick` events, forever.", media_type="text/event-stream"),
+        404: ResponseDoc("Unknown symbol."),
+        503: ResponseDoc("Too many open connections."),
     },
 )
-async def event_stream(
-    symbol: str,
-    runtime: Annotated[Runtime, Depends(get_runtime)],
-    query: Annotated[StreamQuery, Query()],
-    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=MAX_EVENT_ID)] = None,
-) -> Delegate:
-    """Ticks of one symbol as Server-Sent Events, resumable with `Last-Event-ID: <epoch>:<seq>`.
-
-    An unknown or stale id starts from the latest tick, after an `event: gap`.
-    """
-    return Delegate(functools.partial(serve, runtime))

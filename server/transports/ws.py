@@ -1,9 +1,10 @@
 """WebSocket: subscribe / unsubscribe / ping over one socket; ticks pushed as `{"type": "tick"}`.
 
-Each connection is a cursor per symbol into the shared rings. A client whose writes stay blocked
-(it stopped reading) while it falls more than `ws_lag_limit` ticks behind is closed with 1008;
-it can reconnect with `after` and resume from history without loss. Other clients never wait
-for it: each connection writes from its own task, and the ring is shared, not copied.
+Each connection is a `StreamSubscriber` (`server.stream`): a cursor per symbol into the shared
+rings. A client whose writes stay blocked (it stopped reading) while it falls more than
+`ws_lag_limit` ticks behind is closed with 1008; it can reconnect with `after` and resume from
+history without loss. Other clients never wait for it: the ring is shared, not copied, and a
+stalled client's catch-up runs in its own task.
 """
 
 from __future__ import annotations
@@ -12,22 +13,20 @@ import asyncio
 import contextlib
 import json
 import time
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, WebSocket
-from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
-from starlette.websockets import WebSocketDisconnect
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from server.hub import Entry, Listener
-from server.outlets import Outlet, ws_outlet
-from server.runtime import Runtime, get_ws_runtime
-from server.schema import Ping, Subscribe, Unsubscribe, encode_json
+from server.hub import Subscription
+from server.runtime import Runtime
+from server.schema import Ping, Subscribe, Unsubscribe
+from server.stream import StreamSubscriber
+from server.wire import WS, ws_message
 
-__all__ = ["PATH", "SLOW_CONSUMER", "WsConnection", "router", "serve"]
-
-router = APIRouter(tags=["websocket"])
+__all__ = ["PATH", "SLOW_CONSUMER", "WsConnection", "serve", "sweep_stalled"]
 
 PATH = "/ws"
 
@@ -37,41 +36,30 @@ CLOSE_WAIT = 10.0
 """Seconds to wait for a stalled socket to accept our close frame before dropping it."""
 
 
-def frame(kind: str, **fields: Any) -> str:
-    return encode_json({"type": kind, **fields}).decode()
+class WsConnection(StreamSubscriber[str]):
+    """One WebSocket client: its cursors (`StreamSubscriber`), and one task that reads its ops.
 
-
-class WsConnection(Listener):
-    """One WebSocket client: its cursors, and one task that reads its ops.
-
-    Ticks need no task of their own: in step with the ring, the hub writes each tick's frame
-    straight to the socket (see `server.outlets`). Only when that is not possible (the socket
-    pushes back, a resume, a gap, no outlet) does a catch-up writer run, until it has caught up.
+    Ticks need no task of their own while the hub can write them; when it cannot, `wake()` starts
+    a catch-up writer, which ends once it has caught up.
     """
 
     __slots__ = (
-        "closed",
-        "cursors",
         "evicted",
-        "outlet",
         "raw_send",
         "runtime",
         "sending",
         "shutting_down",
-        "stalled",
-        "stats",
+        "subscriptions",
         "task",
         "websocket",
         "writer",
     )
 
     def __init__(self, websocket: WebSocket, runtime: Runtime, send: Send) -> None:
-        super().__init__()
+        super().__init__(runtime.hub, WS, runtime.stats.ws)
         self.websocket = websocket
         self.runtime = runtime
-        self.cursors: dict[str, int] = {}
-        """Last seq sent per subscribed symbol."""
-        self.closed = False
+        self.subscriptions: dict[str, Subscription] = {}
         self.evicted = False
         self.shutting_down = False
         self.sending = False
@@ -80,42 +68,23 @@ class WsConnection(Listener):
         self.writer: asyncio.Task[None] | None = None
         """The catch-up writer, while one runs."""
         self.raw_send = send
-        """The server's own `send` when the front door called us (then the outlet works)."""
-        self.outlet: Outlet | None = ws_outlet(self.raw_send)
-        self.stalled = True
-        """The writer, not the hub, writes next: set until it has caught up on every symbol."""
-        self.stats = runtime.stats.ws
-
-    def on_entry(self, entry: Entry) -> None:
-        outlet = self.outlet
-        if (
-            outlet is not None
-            and not self.stalled
-            and self.cursors.get(entry.tick.symbol) == entry.seq - 1
-            and outlet.ready()
-        ):
-            outlet.write(entry.ws_frame)
-            self.cursors[entry.tick.symbol] = entry.seq
-            self.stats.messages_sent += 1
-            self.stats.bytes_sent += len(entry.ws)
-        else:
-            self.stalled = True
-            self.wake()
+        """The server's own `send` when the front door called us (then the fast path works)."""
+        self.outlet = runtime.fast_path.ws_outlet(send)
 
     def wake(self) -> None:
         """Start the catch-up writer unless it runs; on shutdown, end the connection instead."""
-        if self.runtime.hub.closing:
+        if self.hub.closing:
             if not (self.shutting_down or self.evicted) and self.task is not None:
                 self.shutting_down = True
                 self.task.cancel()
-        elif self.writer is None and not self.closed:
+        elif self.writer is None and not self.left:
             self.writer = asyncio.ensure_future(self.write_ticks())
 
     async def run(self) -> None:
         task = asyncio.current_task()
         assert task is not None
         self.task = task
-        hub = self.runtime.hub
+        hub = self.hub
         stats = self.stats
         stats.open_connections += 1
         stats.direct_connections += self.outlet is not None
@@ -130,12 +99,12 @@ class WsConnection(Listener):
                 raise
             task.uncancel()
         finally:
-            self.closed = True
+            self.left = True
             if self.writer is not None:
                 self.writer.cancel()
             connections.discard(self)
-            for symbol in self.cursors:
-                hub.topics[symbol].listeners.discard(self)
+            for subscription in self.subscriptions.values():
+                subscription.cancel()
             stats.open_connections -= 1
         if self.evicted:
             stats.evicted += 1
@@ -154,39 +123,30 @@ class WsConnection(Listener):
             self.task.cancel()
 
     def lag(self) -> int:
-        topics = self.runtime.hub.topics
+        topics = self.hub.topics
         return max((topics[s].head_seq - seq for s, seq in self.cursors.items()), default=0)
 
-    async def send(self, text: str) -> None:
+    async def send_text(self, text: str) -> None:
+        """One message through ASGI; `sending` tells the sweeper while the socket pushes back."""
         self.sending = True
         try:
             await self.raw_send({"type": "websocket.send", "text": text})
         finally:
             self.sending = False
+
+    async def send(self, text: str) -> None:
+        """An ack, error or pong (ticks and gaps go through `catch_up`, which counts its own)."""
+        await self.send_text(text)
         self.stats.bytes_sent += len(text)
 
+    async def send_payloads(self, payloads: list[str]) -> None:
+        for payload in payloads:
+            await self.send_text(payload)
+
     async def write_ticks(self) -> None:
-        """Catch up every symbol from the ring, then hand writing back to the hub and end."""
-        hub = self.runtime.hub
-        stats = self.stats
+        """The catch-up writer: the backlog, then writing goes back to the hub and this ends."""
         try:
-            progressed = True
-            while progressed and not (self.closed or hub.closing):
-                self.stalled = True
-                progressed = False
-                for symbol, cursor in list(self.cursors.items()):
-                    entries, gap = hub.topics[symbol].resume(cursor)
-                    if not entries:
-                        continue
-                    if gap:
-                        await self.send(frame("gap", symbol=symbol, epoch=hub.epoch, reason="stale"))
-                    for entry in entries:
-                        await self.send(entry.ws)
-                    stats.messages_sent += len(entries)
-                    progressed = True
-                    if self.cursors.get(symbol) == cursor:  # unless (un)subscribed meanwhile
-                        self.cursors[symbol] = entries[-1].seq
-            self.stalled = False
+            await self.catch_up(self.send_payloads)
         except (WebSocketDisconnect, RuntimeError, OSError):
             pass  # the reader sees the client leave and ends the connection
         finally:
@@ -194,7 +154,7 @@ class WsConnection(Listener):
 
     async def read_ops(self) -> None:
         """Answer ops as they come; a bad one gets an `error` frame and changes nothing."""
-        stats = self.runtime.stats.ws
+        stats = self.stats
         try:
             while True:
                 message = await self.websocket.receive()
@@ -203,12 +163,12 @@ class WsConnection(Listener):
                 text = message.get("text")
                 if text is None:
                     stats.rejected += 1
-                    await self.send(frame("error", detail="send ops as JSON text frames"))
+                    await self.send(ws_message("error", detail="send ops as JSON text frames"))
                     continue
                 error = await self.handle(text)
                 if error is not None:
                     stats.rejected += 1
-                    await self.send(frame("error", detail=error))
+                    await self.send(ws_message("error", detail=error))
         except (WebSocketDisconnect, RuntimeError, OSError):
             pass
 
@@ -227,19 +187,19 @@ class WsConnection(Listener):
                 return await self.unsubscribe(Unsubscribe.model_validate(op))
             if kind == "ping":
                 Ping.model_validate(op)
-                await self.send(frame("pong", ts=time.time()))
+                await self.send(ws_message("pong", ts=time.time()))
                 return None
         except ValidationError as exc:
             return f"bad {kind!r} op: " + "; ".join(_describe(e) for e in exc.errors())
         return f"unknown op {kind!r}; expected subscribe, unsubscribe or ping"
 
     async def subscribe(self, op: Subscribe) -> str | None:
-        hub = self.runtime.hub
+        hub = self.hub
         unknown = [s for s in op.symbols if s not in hub.topics]
         unknown += [s for s in op.after if s not in op.symbols]
         if unknown:
             return f"unknown symbol(s) or 'after' for a symbol not subscribed: {', '.join(unknown)}"
-        await self.send(frame("subscribed", symbols=op.symbols, epoch=hub.epoch))
+        await self.send(ws_message("subscribed", symbols=op.symbols, epoch=hub.epoch))
         same_epoch = op.epoch is None or op.epoch == hub.epoch
         for symbol in op.symbols:
             topic = hub.topics[symbol]
@@ -250,19 +210,21 @@ class WsConnection(Listener):
             else:
                 if after is not None:
                     reason = "stale" if same_epoch else "epoch"
-                    await self.send(frame("gap", symbol=symbol, epoch=hub.epoch, reason=reason))
+                    await self.send(ws_message("gap", symbol=symbol, epoch=hub.epoch, reason=reason))
                     latest_seq = topic.head_seq
                 self.cursors[symbol] = max(0, latest_seq - 1)
-            topic.listeners.add(self)
-        self.wake()
+            if symbol not in self.subscriptions:
+                self.subscriptions[symbol] = hub.subscribe(symbol, self)
+        self.stall()
         return None
 
     async def unsubscribe(self, op: Unsubscribe) -> str | None:
-        hub = self.runtime.hub
         for symbol in op.symbols:
-            if self.cursors.pop(symbol, None) is not None:
-                hub.topics[symbol].listeners.discard(self)
-        await self.send(frame("unsubscribed", symbols=op.symbols))
+            self.cursors.pop(symbol, None)
+            subscription = self.subscriptions.pop(symbol, None)
+            if subscription is not None:
+                subscription.cancel()
+        await self.send(ws_message("unsubscribed", symbols=op.symbols))
         return None
 
 
@@ -272,11 +234,8 @@ def _describe(error: Any) -> str:
 
 
 async def serve(runtime: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
-    """`WS /ws`, as plain ASGI (see `server.front_door`)."""
-    await run_socket(WebSocket(scope, receive, send), runtime, send)
-
-
-async def run_socket(websocket: WebSocket, runtime: Runtime, send: Send) -> None:
+    """`WS /ws`: accept (or refuse past `--max-connections`), then serve ops until either side leaves."""
+    websocket = WebSocket(scope, receive, send)
     stats = runtime.stats.ws
     stats.requests += 1
     if runtime.at_capacity():
@@ -285,12 +244,6 @@ async def run_socket(websocket: WebSocket, runtime: Runtime, send: Send) -> None
         return
     await websocket.accept()
     await WsConnection(websocket, runtime, send).run()
-
-
-@router.websocket(PATH)
-async def websocket_endpoint(websocket: WebSocket, runtime: Annotated[Runtime, Depends(get_ws_runtime)]) -> None:
-    """Subscribe with `{"op": "subscribe", "symbols": [...], "after": {"SYM": SEQ}, "epoch": E}`."""
-    await run_socket(websocket, runtime, websocket.send)
 
 
 async def sweep_stalled(runtime: Runtime, period: float = 0.5) -> None:

@@ -1,0 +1,260 @@
+"""The fast path: every place the server reaches into uvicorn, in one module, typed against uvicorn.
+
+Why: at 1,000 SSE subscribers the portable ASGI path (wake the subscriber's task, resume it, go
+through uvicorn's `send`) cost ~24 us of server CPU per delivery, about half of it Python around
+the one `write` that matters. An `Outlet` lets the hub write a subscriber's pre-encoded bytes
+straight onto its socket when a tick arrives, in one synchronous loop; an `Exchange` sends a
+short response (poll, long poll) in one write and lets a held request wait for "tick or client
+gone" on one future. Both read uvicorn's protocol objects (httptools HTTP and sans-I/O
+WebSockets), which are not a public API: the range of uvicorn that pyproject allows is the one
+tested here, `missing()` names anything this module touches that the installed uvicorn lacks,
+and the server then runs the portable path instead, saying so at start-up and in `/api/stats`.
+
+The portable path stays correct on its own: every transport test also runs with this one off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+import logging
+from collections import deque
+from dataclasses import dataclass
+from importlib.metadata import version
+from typing import Any, Protocol
+
+from starlette.types import Send
+from uvicorn.protocols.http.flow_control import FlowControl
+from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.protocol import State
+from websockets.server import ServerProtocol
+
+__all__ = ["HTTP_PROTOCOL", "WS_PROTOCOL", "Exchange", "FastPath", "Outlet", "missing"]
+
+HTTP_PROTOCOL = "httptools"
+WS_PROTOCOL = "websockets-sansio"
+"""What `pushpull-server` runs uvicorn with (explicitly, not `auto`): the protocols this module reads."""
+
+TOUCHED: dict[type, tuple[str, ...]] = {
+    RequestResponseCycle: (
+        "transport", "flow", "disconnected", "keep_alive", "response_started", "response_complete",
+        "chunked_encoding", "waiting_for_100_continue", "message_event", "access_log", "access_logger",
+        "default_headers", "on_response",
+    ),
+    FlowControl: ("write_paused",),
+    WebSocketsSansIOProtocol: (
+        "transport", "conn", "writable", "close_sent", "disconnected", "handshake_complete", "request", "response",
+    ),
+    ServerProtocol: ("state", "extensions"),
+    asyncio.Event: ("_waiters",),
+}  # fmt: skip
+"""Every attribute read or written here, per class: what the contract test checks."""
+
+
+def missing(touched: dict[type, tuple[str, ...]] = TOUCHED) -> list[str]:
+    """`Class.attribute` for everything in `touched` that the installed libraries do not have.
+
+    An instance attribute counts as there when a method of the class (or a base) uses its name."""
+    gaps = []
+    for cls, names in touched.items():
+        used: set[str] = set()
+        for klass in cls.__mro__:
+            for member in vars(klass).values():
+                code = getattr(member, "__code__", None)
+                if code is not None:
+                    used.update(code.co_names)
+        gaps += [f"{cls.__name__}.{name}" for name in names if name not in used and not hasattr(cls, name)]
+    return gaps
+
+
+class Outlet(Protocol):
+    """A stream's socket, written directly."""
+
+    def ready(self) -> bool:
+        """Open and not pushing back: a write now goes out without piling up."""
+        ...
+
+    def gone(self) -> bool:
+        """The peer left or a close was sent: nothing more may be written."""
+        ...
+
+    def write(self, data: bytes) -> None: ...
+
+
+def _closed(cycle: RequestResponseCycle) -> bool:
+    """Has this request's client gone? uvicorn flags only a connection's newest request when the
+    peer leaves; an older one (a stream with a request pipelined behind it) sees the transport
+    closing instead, and is flagged here, so uvicorn neither writes to it nor reports it unanswered."""
+    if cycle.disconnected:
+        return True
+    if cycle.transport.is_closing():
+        cycle.disconnected = True
+        return True
+    return False
+
+
+class _HttpStreamOutlet:
+    """A chunked HTTP response (SSE) on httptools."""
+
+    __slots__ = ("_cycle", "_transport")
+
+    def __init__(self, cycle: RequestResponseCycle) -> None:
+        self._cycle = cycle
+        self._transport: asyncio.Transport = cycle.transport
+
+    def ready(self) -> bool:
+        # `disconnected` alone is not enough: uvicorn flags only the connection's newest request.
+        cycle = self._cycle
+        return not (cycle.flow.write_paused or cycle.disconnected or self._transport.is_closing())
+
+    def gone(self) -> bool:
+        return _closed(self._cycle)
+
+    def write(self, data: bytes) -> None:
+        self._transport.write(data)
+
+
+class _WebSocketOutlet:
+    """An accepted, uncompressed WebSocket on uvicorn's sans-I/O protocol."""
+
+    __slots__ = ("_protocol", "_transport")
+
+    def __init__(self, protocol: WebSocketsSansIOProtocol) -> None:
+        self._protocol = protocol
+        self._transport: asyncio.Transport = protocol.transport
+
+    def ready(self) -> bool:
+        return self._protocol.writable.is_set() and not self.gone()
+
+    def gone(self) -> bool:
+        protocol = self._protocol
+        if protocol.close_sent or protocol.disconnected or self._transport.is_closing():
+            return True
+        return protocol.conn.state is not State.OPEN
+
+    def write(self, data: bytes) -> None:
+        self._transport.write(data)
+
+
+class Exchange:
+    """One request/response on a uvicorn httptools connection, for short answers (poll, long poll).
+
+    Two shortcuts, both measured with py-spy at 1,000 long-poll clients (~10,000 requests/s; the
+    figures are in docs/benchmarks.md): the whole response (status line, headers, body) goes out
+    in one socket write instead of uvicorn's two, skipping its per-header checks (our headers are
+    constants); and a held request can wait for "tick or client gone" on one future, with no
+    watcher task, because uvicorn sets the request's message event when the peer disconnects.
+    """
+
+    __slots__ = ("_cycle",)
+
+    def __init__(self, cycle: RequestResponseCycle) -> None:
+        self._cycle = cycle
+
+    @property
+    def disconnected(self) -> bool:
+        return _closed(self._cycle)
+
+    def disconnect_waiters(self) -> deque[asyncio.Future[Any]] | None:
+        """Where a future goes to be resolved when the client leaves; call after `receive()`
+        returned the request (the event is then clear). None if the event differs."""
+        waiters = getattr(self._cycle.message_event, "_waiters", None)
+        return waiters if isinstance(waiters, deque) else None
+
+    def respond(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> bool:
+        """Send a complete response in one write, finishing the request as uvicorn's `send` does;
+        False if it can't (something sent already, pushing back, or an access line to log)."""
+        cycle = self._cycle
+        if cycle.response_started or cycle.flow.write_paused or _closed(cycle):
+            return False
+        if cycle.access_log and cycle.access_logger.isEnabledFor(logging.INFO):
+            return False  # let uvicorn write its access log line (`--access-log`)
+        if (b"connection", b"close") in headers:
+            cycle.keep_alive = False  # as uvicorn's `send` does: close once this is written
+        parts = [_status_line(status), _default_headers(cycle.default_headers)]
+        parts += [b"%s: %s\r\n" % pair for pair in headers]
+        if not cycle.keep_alive and (b"connection", b"close") not in headers:
+            parts.append(b"connection: close\r\n")
+        parts += [b"\r\n", body]
+        cycle.response_started = True
+        cycle.waiting_for_100_continue = False
+        cycle.transport.write(b"".join(parts))
+        cycle.response_complete = True
+        cycle.message_event.set()
+        if not cycle.keep_alive:
+            cycle.transport.close()
+        cycle.on_response()
+        return True
+
+
+_status_lines: dict[int, bytes] = {}
+_defaults: tuple[object, bytes] = (None, b"")
+
+
+def _status_line(status: int) -> bytes:
+    line = _status_lines.get(status)
+    if line is None:
+        line = _status_lines[status] = b"HTTP/1.1 %d %s\r\n" % (status, http.HTTPStatus(status).phrase.encode())
+    return line
+
+
+def _default_headers(defaults: list[tuple[bytes, bytes]]) -> bytes:
+    """uvicorn's default headers (server, date) as bytes, rebuilt when uvicorn swaps the list (each second)."""
+    global _defaults
+    if _defaults[0] is not defaults:
+        _defaults = (defaults, b"".join(b"%s: %s\r\n" % pair for pair in defaults))
+    return _defaults[1]
+
+
+@dataclass(frozen=True, slots=True)
+class FastPath:
+    """Whether this server writes straight to uvicorn's sockets, and the way in when it does.
+
+    Each accessor returns None when the fast path is off or the connection is not one it knows
+    (another protocol, a compressed WebSocket): the caller then uses plain ASGI.
+    """
+
+    on: bool
+    reason: str
+    """Why it is off, or what it runs on."""
+
+    @classmethod
+    def detect(cls, wanted: bool = True) -> FastPath:
+        """On, unless turned off or the installed uvicorn lacks something this module touches."""
+        uvicorn = f"uvicorn {version('uvicorn')}"
+        if not wanted:
+            return cls(False, f"turned off; the portable ASGI path serves every stream ({uvicorn})")
+        gaps = missing()
+        if gaps:
+            return cls(False, f"{uvicorn} lacks {', '.join(gaps)}; the portable ASGI path serves every stream")
+        return cls(True, f"{uvicorn}, {HTTP_PROTOCOL} and {WS_PROTOCOL}")
+
+    def exchange(self, send: Send) -> Exchange | None:
+        """The httptools request behind `send`."""
+        cycle = getattr(send, "__self__", None)
+        if not self.on or type(cycle) is not RequestResponseCycle:
+            return None
+        return Exchange(cycle)
+
+    def stream_outlet(self, send: Send) -> Outlet | None:
+        """The socket of a streaming response already started with chunked encoding."""
+        cycle = getattr(send, "__self__", None)
+        if not self.on or type(cycle) is not RequestResponseCycle:
+            return None
+        if not (cycle.response_started and cycle.chunked_encoding is True):
+            return None
+        return _HttpStreamOutlet(cycle)
+
+    def ws_outlet(self, send: Send) -> Outlet | None:
+        """The socket of an accepted WebSocket without per-message compression."""
+        protocol = getattr(send, "__self__", None)
+        if not self.on or type(protocol) is not WebSocketsSansIOProtocol or not protocol.handshake_complete:
+            return None
+        if protocol.conn.extensions:  # a negotiated extension (compression) changes the frames
+            return None
+        # The handshake's request and response (headers and all, ~2 KB) are only read while
+        # accepting; uvicorn keeps them for the connection's life. Let them go.
+        protocol.request = None  # type: ignore[assignment]
+        protocol.response = None  # type: ignore[assignment]
+        return _WebSocketOutlet(protocol)

@@ -1,0 +1,117 @@
+"""One stream subscriber for SSE and WebSocket: cursors, in step or catching up, gaps, heartbeats.
+
+A subscriber keeps a cursor (the last `seq` sent) per symbol into the hub's rings. While it is in
+step (its cursor is one behind the tick that arrives) and its socket takes data, the hub writes
+the tick's shared bytes straight to the socket (`server.fast_path`), with no task switch. Any
+other time (the socket pushes back, a resume, a gap, no fast path) it is stalled: `wake()` hands
+writing to a task, which runs `catch_up` from the ring until there is nothing left, then hands
+writing back to the hub. The two streams differ only in their `Framer` (how a tick, a gap and a
+heartbeat become bytes) and in who runs `catch_up`: the SSE request's own task, or a WebSocket
+writer started on demand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Generic
+
+from server.fast_path import Outlet
+from server.hub import Entry, Hub, Listener
+from server.stats import TransportStats
+from server.wire import Framer, P
+
+__all__ = ["StreamSubscriber"]
+
+
+class StreamSubscriber(Listener, Generic[P]):
+    """One stream's cursors and who writes next: the hub (in step) or its task (stalled)."""
+
+    __slots__ = ("beat_due", "cursors", "framer", "hub", "left", "outlet", "stalled", "stats")
+
+    def __init__(self, hub: Hub, framer: Framer[P], stats: TransportStats) -> None:
+        super().__init__()
+        self.hub = hub
+        self.framer: Framer[P] = framer
+        self.stats = stats
+        self.cursors: dict[str, int] = {}
+        """Last seq sent per followed symbol."""
+        self.outlet: Outlet | None = None
+        """The socket, when the fast path can write to it."""
+        self.stalled = True
+        """The task, not the hub, writes next: set until it has caught up."""
+        self.beat_due = False
+        self.left = False
+        """The client is gone: nothing more is written."""
+
+    def on_entry(self, entry: Entry) -> None:
+        outlet = self.outlet
+        symbol = entry.tick.symbol
+        if outlet is not None and not self.stalled and self.cursors.get(symbol) == entry.seq - 1 and outlet.ready():
+            framer = self.framer
+            outlet.write(framer.tick_direct(entry))
+            self.cursors[symbol] = entry.seq
+            stats = self.stats
+            stats.messages_sent += 1
+            stats.bytes_sent += framer.size(framer.tick(entry))
+            stats.direct_writes += 1
+        else:
+            self.stall()
+
+    def on_beat(self) -> None:
+        framer = self.framer
+        if framer.heartbeat is None:
+            return
+        outlet = self.outlet
+        if outlet is not None and not self.stalled and outlet.ready():
+            outlet.write(framer.heartbeat_direct)
+            self.stats.bytes_sent += framer.size(framer.heartbeat)
+            self.stats.direct_writes += 1
+        else:
+            self.beat_due = True
+            self.stall()
+
+    def stall(self) -> None:
+        """The hub cannot write: hand writing to the task (noting first if the client left)."""
+        self.stalled = True
+        if self.outlet is not None and self.outlet.gone():
+            self.left = True  # (a client that pipelined a request behind a stream is not flagged by uvicorn)
+        self.wake()
+
+    def backlog(self) -> tuple[list[P], int]:
+        """What must go out before the hub may write again, cursors moved past it: (payloads,
+        ticks among them). A cursor the ring no longer covers gets a gap and the latest tick:
+        the stream conflates rather than closes. A due heartbeat goes only when nothing else does."""
+        hub, framer = self.hub, self.framer
+        payloads: list[P] = []
+        ticks = 0
+        for symbol, cursor in list(self.cursors.items()):
+            entries, gap = hub.topics[symbol].resume(cursor)
+            if not entries:
+                continue
+            if gap:
+                payloads.append(framer.gap(symbol, hub.epoch, "stale"))
+            payloads += [framer.tick(entry) for entry in entries]
+            ticks += len(entries)
+            self.cursors[symbol] = entries[-1].seq
+        if not payloads and self.beat_due:
+            self.beat_due = False
+            if framer.heartbeat is not None:
+                payloads.append(framer.heartbeat)
+        return payloads, ticks
+
+    async def catch_up(self, send: Callable[[list[P]], Awaitable[None]]) -> None:
+        """Send the backlog, and whatever arrives meanwhile, until there is none; then the hub
+        writes again (`stalled` cleared). Returns early if the client left or the server closes."""
+        stats, size = self.stats, self.framer.size
+        while not (self.left or self.hub.closing):
+            self.stalled = True
+            payloads, ticks = self.backlog()
+            if not payloads:
+                self.stalled = False
+                return
+            if self.outlet is not None and self.outlet.gone():
+                self.left = True
+                return
+            await send(payloads)
+            stats.messages_sent += ticks
+            stats.bytes_sent += sum(size(payload) for payload in payloads)

@@ -1,14 +1,15 @@
 """The fast path: every place the server reaches into uvicorn, in one module, typed against uvicorn.
 
 Why: at 1,000 SSE subscribers the portable ASGI path (wake the subscriber's task, resume it, go
-through uvicorn's `send`) cost ~24 us of server CPU per delivery, about half of it Python around
-the one `write` that matters. An `Outlet` lets the hub write a subscriber's pre-encoded bytes
-straight onto its socket when a tick arrives, in one synchronous loop; an `Exchange` sends a
-short response (poll, long poll) in one write and lets a held request wait for "tick or client
-gone" on one future. Both read uvicorn's protocol objects (httptools HTTP and sans-I/O
-WebSockets), which are not a public API: the range of uvicorn that pyproject allows is the one
-tested here, `missing()` names anything this module touches that the installed uvicorn lacks,
-and the server then runs the portable path instead, saying so at start-up and in `/api/stats`.
+through uvicorn's `send`) cost about twice the server CPU per delivery, most of it Python around the
+one `write` that matters (docs/benchmarks.md has the figures). An `Outlet` lets the hub write a
+subscriber's pre-encoded bytes straight onto its socket when a tick arrives, in one synchronous
+loop; an `Exchange` sends a short response (poll, long poll) in one write and lets a held request
+wait for "tick or client gone" on one future. Both read uvicorn's protocol objects (httptools HTTP
+and sans-I/O WebSockets), which are not a public API: the range of uvicorn that pyproject allows is
+the one tested here, `missing()` names anything this module touches that the installed uvicorn
+lacks, and the server then runs the portable path instead, saying so at start-up and in
+`/api/stats`.
 
 The portable path stays correct on its own: every transport test also runs with this one off.
 """
@@ -140,11 +141,11 @@ class _WebSocketOutlet:
 class Exchange:
     """One request/response on a uvicorn httptools connection, for short answers (poll, long poll).
 
-    Two shortcuts, both measured with py-spy at 1,000 long-poll clients (~10,000 requests/s; the
-    figures are in docs/benchmarks.md): the whole response (status line, headers, body) goes out
-    in one socket write instead of uvicorn's two, skipping its per-header checks (our headers are
-    constants); and a held request can wait for "tick or client gone" on one future, with no
-    watcher task, because uvicorn sets the request's message event when the peer disconnects.
+    Two shortcuts, both found with py-spy at 1,000 long-poll clients (docs/benchmarks.md): the whole
+    response (status line, headers, body) goes out in one socket write instead of uvicorn's two,
+    skipping its per-header checks (our headers are constants); and a held request can wait for
+    "tick or client gone" on one future, with no watcher task, because uvicorn sets the request's
+    message event when the peer disconnects.
     """
 
     __slots__ = ("_cycle",)
@@ -253,7 +254,7 @@ class FastPath:
             return None
         if protocol.conn.extensions:  # a negotiated extension (compression) changes the frames
             return None
-        # The handshake's request and response (headers and all, ~2 KB) are only read while
+        # The handshake's request and response (headers and all) are only read while
         # accepting; uvicorn keeps them for the connection's life. Let them go.
         protocol.request = None  # type: ignore[assignment]
         protocol.response = None  # type: ignore[assignment]

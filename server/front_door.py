@@ -3,7 +3,8 @@
 Poll, long poll, SSE and WebSocket are where the load is (many clients, many requests, long-lived
 connections), and publishing is on every tick's way to them, so they skip FastAPI's routing,
 dependency solving and middleware: an open stream that went through FastAPI kept its whole call
-stack alive (~10 KB per connection), and a poll paid for it in CPU on every request. Each hot
+stack alive, a large share of its memory, and a poll paid for it in CPU on every request (the
+figures are in docs/benchmarks.md). Each hot
 endpoint is declared once (`server.hot_routes`): this door dispatches by that declaration, and
 FastAPI's OpenAPI document includes it. Everything else (webhooks, stats, docs) goes to FastAPI.
 CORS is one policy for both (`server.cors`).

@@ -1,16 +1,14 @@
 """Plain-ASGI helpers for the hot endpoints, which `server.front_door` serves without FastAPI.
 
-Why: an open stream that went through FastAPI keeps its whole call stack alive for as long as it
-is open (routing, dependency solving, an exit stack, four middleware frames): about 10 KB per
-connection, measured with tracemalloc at 1,000 SSE subscribers. A poll or long poll pays the
-same stack in CPU on every request. These endpoints parse what little they need themselves and
-answer with the same JSON errors FastAPI would.
+They parse what little the endpoints need, validate with the same pydantic models that document
+them (`server.hot_routes`), and answer with the same JSON errors FastAPI would.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import TypeVar
 from urllib.parse import parse_qsl
 
@@ -26,6 +24,7 @@ __all__ = [
     "ClientListener",
     "Headers",
     "HttpError",
+    "client_gone_is_quiet",
     "error_body",
     "header",
     "path_symbol",
@@ -104,9 +103,20 @@ async def respond(
             return False  # nobody to answer, and a closed socket must not be written to
         if exchange.respond(status, raw, body):
             return True
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": body})
+    with client_gone_is_quiet():
+        await send({"type": "http.response.start", "status": status, "headers": raw})
+        await send({"type": "http.response.body", "body": body})
     return False
+
+
+@contextlib.contextmanager
+def client_gone_is_quiet() -> Iterator[None]:
+    """Around an ASGI `send`: a client that left makes it raise (OSError, as ASGI says, or the
+    event loop's RuntimeError for a closed transport: uvicorn flags only a connection's newest
+    request as disconnected, so one with a request pipelined behind it writes to a closed
+    socket). Nobody is left to answer; that is not an error."""
+    with contextlib.suppress(OSError, RuntimeError):
+        yield
 
 
 def error_body(detail: object) -> bytes:

@@ -4,6 +4,11 @@ A server start costs about half a second, more than most stories. So a module sh
 server (`shared_server`) for the stories that do not need a fresh one: those that only read, and
 those that publish on a symbol of their own (`own_symbol`), whose history no other story touched.
 Stories that need fresh state (seq numbers on screen, a restart, particular flags) start their own.
+
+A module that sets `BOTH_PATHS = True` runs twice: once on the fast path (the hub writing straight
+to uvicorn's sockets) and once with every server it starts on the portable ASGI path
+(`--no-fast-path`), which must be just as correct. A module-scoped fixture there that starts a
+server must ask for `serving_path`, so that it starts one per path.
 """
 
 from __future__ import annotations
@@ -12,10 +17,31 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.helpers import TOKEN, RunningServer, ServerFactory, start_server
+from tests import helpers
+from tests.helpers import PORTABLE_PATH_ENV, TOKEN, RunningServer, ServerFactory, start_server
+
+PATHS = ("fast path", "portable path")
 
 SPARE_SYMBOLS = tuple(f"OWN{n}" for n in range(1, 41))
 """Symbols the shared server publishes besides the usual six, one per story that wants its own."""
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if getattr(metafunc.module, "BOTH_PATHS", False):
+        metafunc.parametrize("serving_path", PATHS, scope="module", indirect=True)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def serving_path(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Which way the servers this module starts write to their clients (see the module docstring)."""
+    path: str = getattr(request, "param", PATHS[0])
+    if path == "portable path":
+        helpers.SERVER_ENV.update(PORTABLE_PATH_ENV)
+    try:
+        yield path
+    finally:
+        for name in PORTABLE_PATH_ENV:
+            helpers.SERVER_ENV.pop(name, None)
 
 
 @pytest.fixture
@@ -40,7 +66,7 @@ def server(server_factory: ServerFactory) -> RunningServer:
 
 
 @pytest.fixture(scope="module")
-def shared_server() -> Iterator[RunningServer]:
+def shared_server(serving_path: str) -> Iterator[RunningServer]:
     """One quiet server for the module, with the usual six symbols and spare ones (see `own_symbol`).
 
     It must end as cleanly as it started: no story may have made it log a traceback.

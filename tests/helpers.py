@@ -156,6 +156,12 @@ def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+PORTABLE_PATH_ENV = {"PUSHPULL_NO_FAST_PATH": "1"}
+SERVER_ENV: dict[str, str] = {}
+"""Set for every server `start_server` starts; the `serving_path` fixture puts `PORTABLE_PATH_ENV` here
+while a module that runs twice (`BOTH_PATHS`) takes its portable turn."""
+
+
 def start_server(
     *args: str,
     token: str | None = TOKEN,
@@ -170,7 +176,7 @@ def start_server(
     if token is not None:
         flags += ["--publish-token", token]
     argv = [*launcher, *flags] if launcher is not None else server_command(flags)
-    return RunningServer(argv, token=token, env=clean_env(env)).wait_until_ready()
+    return RunningServer(argv, token=token, env=clean_env({**SERVER_ENV, **(env or {})})).wait_until_ready()
 
 
 def free_port() -> int:

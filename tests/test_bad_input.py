@@ -22,6 +22,9 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.helpers import RunningServer, ServerFactory, publish, start_server, until
 
+BOTH_PATHS = True
+"""Every story here runs on the fast path and on the portable ASGI path (see conftest)."""
+
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 WAIT = 20.0
@@ -95,7 +98,7 @@ class Watcher:
 
 
 @pytest.fixture(scope="module")
-def quiet_server() -> Iterator[RunningServer]:
+def quiet_server(serving_path: str) -> Iterator[RunningServer]:
     """The module's server: no simulator, publishing by token, short heartbeats."""
     # History deep enough that a 64 KiB batch (~1,700 ticks) does not outrun it: no gaps by design.
     server = start_server("--no-feed", "--heartbeat", "0.5", "--history", "5000")

@@ -18,6 +18,9 @@ from websockets.asyncio.client import connect
 
 from tests.helpers import RunningServer, prices, publish
 
+BOTH_PATHS = True
+"""Every story here runs on the fast path and on the portable ASGI path (see conftest)."""
+
 WAIT = 30.0
 """Upper bound for any one story; a missing tick fails at this point rather than hanging."""
 OPENING_SEQ = 1

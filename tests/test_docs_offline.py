@@ -99,7 +99,21 @@ async def test_the_openapi_document_is_reachable_and_whole(server: RunningServer
     assert response.status_code == 200
     document = response.json()
     assert document["openapi"].startswith("3.")
-    assert "/api/publish" in document["paths"]
+    paths = document["paths"]
+    assert "/api/publish" in paths
+    # The hot routes, served past FastAPI, are documented from their one declaration.
+    parameters = {
+        (path, method): {(p["name"], p["in"]) for p in operation.get("parameters", [])}
+        for path, operations in paths.items()
+        for method, operation in operations.items()
+    }
+    assert parameters[("/api/price/{symbol}", "get")] == {("symbol", "path"), ("If-None-Match", "header")}
+    assert parameters[("/api/longpoll/{symbol}", "get")] == {
+        ("symbol", "path"), ("after", "query"), ("timeout", "query"), ("epoch", "query"),
+    }  # fmt: skip
+    assert ("Last-Event-ID", "header") in parameters[("/api/stream/{symbol}", "get")]
+    assert set(paths["/api/longpoll/{symbol}"]["get"]["responses"]) >= {"200", "204", "404", "422"}
+    assert "requestBody" in paths["/api/publish"]["post"]
     refs = refs_in(document)
     assert refs
     for ref in refs:

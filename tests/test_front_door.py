@@ -1,8 +1,10 @@
-"""The front door: hot endpoints served without FastAPI must answer exactly as the FastAPI routes do.
+"""The app `create_app()` returns must answer the same under any ASGI server, on either path.
 
-`pushpull-server` puts `server.front_door.FrontDoor` in front of the FastAPI app. An app run
-without it (plain `uvicorn` on `create_app()`) serves the same endpoints through FastAPI, by
-the same handlers. Both are started here for real and asked the same questions.
+`pushpull-server` runs it on uvicorn with the protocols the fast path knows (httptools, sans-I/O
+WebSockets). Plain `uvicorn` on `create_app()` picks its own (`auto`: its legacy WebSocket
+protocol, which the fast path does not know, so WebSockets take the portable path there). And the
+module runs twice, the second time with the fast path turned off everywhere. Every way is started
+for real and asked the same questions.
 """
 
 from __future__ import annotations
@@ -20,13 +22,19 @@ from httpx_sse import aconnect_sse
 
 from tests.helpers import TOKEN, RunningServer, ServerFactory, clean_env, publish, start_server, until
 
+BOTH_PATHS = True
+"""Every story here runs on the fast path and on the portable ASGI path (see conftest)."""
+
 ORIGIN = "https://charts.example"
 
 PLAIN_APP = """
 import socket, uvicorn
 from server.app import create_app
 from server.settings import Settings
-app = create_app(Settings(tick_rate=0, publish_token={token!r}, symbols=("RELIANCE", "TCS"), cors=({origin!r},)))
+settings = Settings(
+    tick_rate=0, publish_token={token!r}, symbols=("RELIANCE", "TCS"), cors=({origin!r},), fast_path={fast!r}
+)
+app = create_app(settings)
 sock = socket.socket()
 sock.bind(("127.0.0.1", 0))
 print(f"listening on http://127.0.0.1:{{sock.getsockname()[1]}}", flush=True)
@@ -34,7 +42,7 @@ uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
 """
 DOOR_FLAGS = ("--no-feed", "--symbols", "RELIANCE,TCS", "--cors", ORIGIN)
 
-# Both servers are shared by the module: every story here reasons from the ticks it publishes.
+# Both servers are shared by the module (per serving path): every story here reasons from the ticks it publishes.
 
 
 def assert_stops_cleanly(server: RunningServer, signalled: bool = False) -> None:
@@ -44,25 +52,25 @@ def assert_stops_cleanly(server: RunningServer, signalled: bool = False) -> None
 
 
 @pytest.fixture(scope="module")
-def plain_app() -> Iterator[RunningServer]:
-    """`create_app()` under plain uvicorn, with no front door: FastAPI routes everything."""
-    code = PLAIN_APP.format(token=TOKEN, origin=ORIGIN)
+def plain_app(serving_path: str) -> Iterator[RunningServer]:
+    """`create_app()` under plain uvicorn, its protocols left to `auto`."""
+    code = PLAIN_APP.format(token=TOKEN, origin=ORIGIN, fast=serving_path == "fast path")
     server = RunningServer([sys.executable, "-c", code], token=TOKEN, env=clean_env()).wait_until_ready()
     yield server
     assert_stops_cleanly(server, signalled=True)
 
 
 @pytest.fixture(scope="module")
-def door() -> Iterator[RunningServer]:
-    """`pushpull-server` itself: the front door serves the hot endpoints."""
+def door(serving_path: str) -> Iterator[RunningServer]:
+    """`pushpull-server` itself."""
     server = start_server(*DOOR_FLAGS)
     yield server
     assert_stops_cleanly(server)
 
 
-@pytest.fixture(params=["front door", "fastapi"])
+@pytest.fixture(params=["pushpull-server", "plain uvicorn"])
 def either(request: pytest.FixtureRequest) -> RunningServer:
-    fixture = "door" if request.param == "front door" else "plain_app"
+    fixture = "door" if request.param == "pushpull-server" else "plain_app"
     server: RunningServer = request.getfixturevalue(fixture)
     return server
 
@@ -206,3 +214,39 @@ async def test_a_client_that_pipelines_behind_a_stream_and_leaves_disturbs_nothi
     assert seen[-3:] == stored
     await until_open(door, 0)  # both noticed at the tick that found their sockets gone
     assert_stops_cleanly(door)
+
+
+async def test_a_browser_preflight_is_answered_by_the_one_cors_policy(either: RunningServer) -> None:
+    """A page on ORIGIN may ask to publish with a token (a preflighted request); another page may
+    not, and a header the API does not take is refused even from ORIGIN."""
+    asks = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization, content-type"}
+    async with httpx.AsyncClient(timeout=10) as client:
+        allowed = await client.options(either.url + "/api/publish", headers={"Origin": ORIGIN, **asks})
+        other = await client.options(
+            either.url + "/api/publish", headers={"Origin": "https://elsewhere.example", **asks}
+        )
+        odd = await client.options(
+            either.url + "/api/stream/TCS",
+            headers={
+                "Origin": ORIGIN,
+                "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "x-odd",
+            },
+        )
+    assert allowed.status_code == 200, allowed.text
+    assert allowed.headers["access-control-allow-origin"] == ORIGIN
+    assert "POST" in allowed.headers["access-control-allow-methods"]
+    assert {"authorization", "content-type"} <= {
+        h.strip() for h in allowed.headers["access-control-allow-headers"].split(",")
+    }
+    assert other.status_code == 400 and "access-control-allow-origin" not in other.headers, other.headers
+    assert odd.status_code == 400 and "headers" in odd.text, odd.text
+
+
+async def test_cors_covers_the_routes_fastapi_serves_too(either: RunningServer) -> None:
+    async with httpx.AsyncClient(timeout=10) as client:
+        for origin, allowed in ((ORIGIN, True), ("https://elsewhere.example", False)):
+            response = await client.get(either.url + "/api/stats", headers={"Origin": origin})
+            assert response.status_code == 200
+            got = response.headers.get_list("access-control-allow-origin")
+            assert got == ([origin] if allowed else []), (origin, got)

@@ -21,6 +21,9 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from tests.helpers import RunningServer, ServerFactory, prices, publish, start_server
 
+BOTH_PATHS = True
+"""Every story here runs on the fast path and on the portable ASGI path (see conftest)."""
+
 SYMBOL = "RELIANCE"
 WAIT = 30.0
 """Upper bound for any one story; a missing tick or a hung resume fails here."""
@@ -229,7 +232,7 @@ async def test_longpoll_client_resumes_with_after_without_loss_or_duplicates(
 
 
 @pytest.fixture(scope="module")
-def short_history_server() -> Iterator[RunningServer]:
+def short_history_server(serving_path: str) -> Iterator[RunningServer]:
     """A quiet server keeping only 20 ticks per symbol."""
     server = start_server("--no-feed", "--heartbeat", "0.5", "--history", str(SHORT_HISTORY))
     yield server

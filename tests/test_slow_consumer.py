@@ -26,6 +26,9 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.helpers import RunningServer, prices, publish, start_server, until
 
+BOTH_PATHS = True
+"""Every story here runs on the fast path and on the portable ASGI path (see conftest)."""
+
 WAIT = 30.0
 """Upper bound on any single wait, in seconds."""
 HISTORY = 200
@@ -132,7 +135,7 @@ def contiguous_from(seqs: list[int], start: int) -> bool:
 
 
 @pytest.fixture(scope="module")
-def small_history_server() -> Iterator[RunningServer]:
+def small_history_server(serving_path: str) -> Iterator[RunningServer]:
     """History 200, max lag 100; RELIANCE and TCS for the eviction story, INFY for the resume story."""
     flags = ("--no-feed", "--history", str(HISTORY), "--ws-max-lag", str(MAX_LAG), "--symbols", "RELIANCE,TCS,INFY")
     with start_server(*flags) as server:

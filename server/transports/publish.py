@@ -60,7 +60,7 @@ def check_token(runtime: Runtime, authorization: str | None) -> None:
 
 async def serve(runtime: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
     """`POST /api/publish`: the publish-to-delivery path is part of every tick's delay, so it is a
-    hot route too (through FastAPI it cost about 0.4 ms a request)."""
+    hot route too (see docs/benchmarks.md, "Publish")."""
     check_token(runtime, header(scope, b"authorization"))
     body = validated_body(PublishBody, await read_body(scope, receive))
     items = body.ticks if isinstance(body, BatchPublish) else [body]

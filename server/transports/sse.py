@@ -13,7 +13,7 @@ from starlette.types import Receive, Scope, Send
 
 from server.hot_routes import HeaderDoc, HotRoute, ResponseDoc
 from server.hub import Topic
-from server.rawhttp import HttpError, header, path_symbol, validated_query
+from server.rawhttp import HttpError, client_gone_is_quiet, header, path_symbol, validated_query
 from server.runtime import Runtime
 from server.stream import StreamSubscriber
 from server.wire import SSE, sse_gap, sse_retry
@@ -70,7 +70,10 @@ async def stream(
     subscriber.cursors[topic.symbol] = cursor
 
     async def send_body(payloads: list[bytes]) -> None:
-        await send({"type": "http.response.body", "body": b"".join(payloads), "more_body": True})
+        try:
+            await send({"type": "http.response.body", "body": b"".join(payloads), "more_body": True})
+        except (OSError, RuntimeError):  # see `client_gone_is_quiet`
+            subscriber.left = True
 
     watcher = asyncio.ensure_future(watch(subscriber, receive))
     stats.open_connections += 1
@@ -92,7 +95,8 @@ async def stream(
         watcher.cancel()
         stats.open_connections -= 1
         if not subscriber.left:
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            with client_gone_is_quiet():
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 async def watch(subscriber: StreamSubscriber[bytes], receive: Receive) -> None:

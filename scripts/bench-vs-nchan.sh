@@ -10,7 +10,8 @@
 # and a Python with httpx websockets uvloop orjson for the load client (BENCH_PY, default python3).
 # Every server is started afresh for each run (so memory per connection is comparable) and stopped
 # by its PID afterwards. Results are appended as JSON lines to $OUT (default /tmp/pushpull-vs-nchan.jsonl);
-# labels are pushpull-/nchan-TRANSPORT-N, plus -idle or -sweep.
+# labels are pushpull-/nchan-TRANSPORT-N, plus -idle or -sweep. NAME=before (say) labels our runs before-...
+# instead, e.g. for a build of an older commit given as PUSHPULL_SERVER; NCHAN=0 or OURS=0 skips those runs.
 set -euo pipefail
 T=${1:?transport: sse|ws|longpoll|poll}; N=${2:?subscribers}; ROUNDS=${3:-2}; RATES=${4:-10}; DUR=${5:-10}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,6 +20,9 @@ PY=${BENCH_PY:-python3}
 SERVER=${PUSHPULL_SERVER:-pushpull-server}
 OUT=${OUT:-/tmp/pushpull-vs-nchan.jsonl}
 PORT=${PORT:-8000}
+NAME=${NAME:-pushpull}
+NCHAN=${NCHAN:-1}
+OURS=${OURS:-1}
 case $T in ws) NSUB="ws://127.0.0.1:8090/sub?id={channel}" ;; *) NSUB="http://127.0.0.1:8090/sub?id={channel}" ;; esac
 LOAD=(--rates "$RATES" --duration "$DUR")
 SUFFIX=""
@@ -35,7 +39,7 @@ ours() {
   for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
   "$PY" "$BENCH/rtbench.py" -t "$T" -n "$N" --procs 2 "${LOAD[@]}" \
     --preset pushpull --base "http://127.0.0.1:$PORT" --channel RELIANCE --token T --server-pid "$pid" \
-    --ts-field '' --label "pushpull-$T-$N$SUFFIX" --out "$OUT" >/dev/null
+    --ts-field '' --label "$NAME-$T-$N$SUFFIX" --out "$OUT" >/dev/null
   kill "$pid"; wait "$pid" || true
 }
 
@@ -48,6 +52,6 @@ nchan() {
 }
 
 for round in $(seq "$ROUNDS"); do
-  echo "round $round/$ROUNDS: pushpull $T x$N rates $RATES" >&2; ours
-  echo "round $round/$ROUNDS: nchan $T x$N rates $RATES" >&2; nchan
+  if [ "$OURS" != 0 ]; then echo "round $round/$ROUNDS: $NAME $T x$N rates $RATES" >&2; ours; fi
+  if [ "$NCHAN" != 0 ]; then echo "round $round/$ROUNDS: nchan $T x$N rates $RATES" >&2; nchan; fi
 done

@@ -5,21 +5,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import logging
 import socket
 from collections.abc import Sequence
 from types import FrameType
+from typing import cast
 
 import uvicorn
 
 from server.app import create_app
 from server.cli import parse_settings
 from server.commandline import UsageError, fail
-from server.fast_path import HTTP_PROTOCOL, WS_PROTOCOL
+from server.fast_path import HTTP_PROTOCOL, WS_PROTOCOL, ws_protocol
 from server.gc_tuning import tune_gc
 from server.runtime import Runtime
 from server.schema import MAX_MESSAGE_BYTES
 from server.settings import Settings
+from server.transports.ws_socket import WebSocketSocket
 
 __all__ = ["main"]
 
@@ -54,6 +57,15 @@ class _RefusalIsNotAnError(logging.Filter):
         return record.getMessage() != "ASGI callable returned without completing handshake."
 
 
+def web_sockets(runtime: Runtime) -> str | type[asyncio.Protocol]:
+    """Our own WebSocket protocol on the fast path; uvicorn's sans-I/O one (through ASGI) otherwise.
+
+    uvicorn only calls what it is given (with keywords), so a factory serves as the "class"."""
+    if not runtime.fast_path.on:
+        return WS_PROTOCOL
+    return cast(type[asyncio.Protocol], ws_protocol(functools.partial(WebSocketSocket, runtime)))
+
+
 def bind(settings: Settings) -> socket.socket:
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -81,8 +93,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         fail("pushpull-server", str(exc))
     config = uvicorn.Config(
         app,
-        http=HTTP_PROTOCOL,  # the protocols the fast path knows, named rather than left to `auto`
-        ws=WS_PROTOCOL,
+        http=HTTP_PROTOCOL,  # the protocol the fast path knows, named rather than left to `auto`
+        ws=web_sockets(app.runtime),
         log_level="warning",
         access_log=settings.access_log,
         ws_max_size=MAX_MESSAGE_BYTES,

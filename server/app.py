@@ -50,7 +50,7 @@ def create_app(settings: Settings | None = None) -> FrontDoor:
         tasks = [
             asyncio.create_task(feed.run(runtime.publish), name="feed"),
             asyncio.create_task(_heartbeat(hub, settings.heartbeat), name="heartbeat"),
-            asyncio.create_task(ws.sweep_stalled(runtime), name="ws-sweeper"),
+            asyncio.create_task(ws.sweep(runtime), name="ws-sweeper"),
         ]
         try:
             yield

@@ -5,11 +5,12 @@ through uvicorn's `send`) cost about twice the server CPU per delivery, most of 
 one `write` that matters (docs/benchmarks.md has the figures). An `Outlet` lets the hub write a
 subscriber's pre-encoded bytes straight onto its socket when a tick arrives, in one synchronous
 loop; an `Exchange` sends a short response (poll, long poll) in one write and lets a held request
-wait for "tick or client gone" on one future. Both read uvicorn's protocol objects (httptools HTTP
-and sans-I/O WebSockets), which are not a public API: the range of uvicorn that pyproject allows is
-the one tested here, `missing()` names anything this module touches that the installed uvicorn
-lacks, and the server then runs the portable path instead, saying so at start-up and in
-`/api/stats`.
+wait for "tick or client gone" on one future. Both read uvicorn's httptools request cycle, which
+is not a public API. WebSockets on the fast path run on our own protocol
+(`server.transports.ws_socket`, on websockets' public sans-I/O layer), which `ws_protocol` fits
+into uvicorn's upgrade. The range of uvicorn that pyproject allows is the one tested here;
+`missing()` names anything this module touches that the installed uvicorn lacks, and the server
+then runs the portable path instead, saying so at start-up and in `/api/stats`.
 
 The portable path stays correct on its own: every transport test also runs with this one off.
 """
@@ -20,22 +21,22 @@ import asyncio
 import http
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import version
 from typing import Any, Protocol
 
 from starlette.types import Send
 from uvicorn.protocols.http.flow_control import FlowControl
-from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
-from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
-from websockets.protocol import State
-from websockets.server import ServerProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+from uvicorn.server import ServerState
 
-__all__ = ["HTTP_PROTOCOL", "WS_PROTOCOL", "Exchange", "FastPath", "Outlet", "missing"]
+__all__ = ["HTTP_PROTOCOL", "WS_PROTOCOL", "Exchange", "FastPath", "Outlet", "missing", "ws_protocol"]
 
 HTTP_PROTOCOL = "httptools"
+"""The HTTP protocol `pushpull-server` runs uvicorn with (named, not `auto`): the one this module reads."""
 WS_PROTOCOL = "websockets-sansio"
-"""What `pushpull-server` runs uvicorn with (explicitly, not `auto`): the protocols this module reads."""
+"""uvicorn's WebSocket protocol for the portable path; the fast path brings its own (`ws_protocol`)."""
 
 TOUCHED: dict[type, tuple[str, ...]] = {
     RequestResponseCycle: (
@@ -44,10 +45,8 @@ TOUCHED: dict[type, tuple[str, ...]] = {
         "default_headers", "on_response",
     ),
     FlowControl: ("write_paused",),
-    WebSocketsSansIOProtocol: (
-        "transport", "conn", "writable", "close_sent", "disconnected", "handshake_complete", "request", "response",
-    ),
-    ServerProtocol: ("state", "extensions"),
+    HttpToolsProtocol: ("handle_websocket_upgrade", "ws_protocol_class", "server_state"),
+    ServerState: ("connections",),
     asyncio.Event: ("_waiters",),
 }  # fmt: skip
 """Every attribute read or written here, per class: what the contract test checks."""
@@ -111,28 +110,6 @@ class _HttpStreamOutlet:
 
     def gone(self) -> bool:
         return _closed(self._cycle)
-
-    def write(self, data: bytes) -> None:
-        self._transport.write(data)
-
-
-class _WebSocketOutlet:
-    """An accepted, uncompressed WebSocket on uvicorn's sans-I/O protocol."""
-
-    __slots__ = ("_protocol", "_transport")
-
-    def __init__(self, protocol: WebSocketsSansIOProtocol) -> None:
-        self._protocol = protocol
-        self._transport: asyncio.Transport = protocol.transport
-
-    def ready(self) -> bool:
-        return self._protocol.writable.is_set() and not self.gone()
-
-    def gone(self) -> bool:
-        protocol = self._protocol
-        if protocol.close_sent or protocol.disconnected or self._transport.is_closing():
-            return True
-        return protocol.conn.state is not State.OPEN
 
     def write(self, data: bytes) -> None:
         self._transport.write(data)
@@ -213,7 +190,7 @@ class FastPath:
     """Whether this server writes straight to uvicorn's sockets, and the way in when it does.
 
     Each accessor returns None when the fast path is off or the connection is not one it knows
-    (another protocol, a compressed WebSocket): the caller then uses plain ASGI.
+    (another protocol): the caller then uses plain ASGI.
     """
 
     on: bool
@@ -229,7 +206,7 @@ class FastPath:
         gaps = missing()
         if gaps:
             return cls(False, f"{uvicorn} lacks {', '.join(gaps)}; the portable ASGI path serves every stream")
-        return cls(True, f"{uvicorn}, {HTTP_PROTOCOL} and {WS_PROTOCOL}")
+        return cls(True, f"{uvicorn} with {HTTP_PROTOCOL}; WebSockets on our own protocol")
 
     def exchange(self, send: Send) -> Exchange | None:
         """The httptools request behind `send`."""
@@ -247,15 +224,14 @@ class FastPath:
             return None
         return _HttpStreamOutlet(cycle)
 
-    def ws_outlet(self, send: Send) -> Outlet | None:
-        """The socket of an accepted WebSocket without per-message compression."""
-        protocol = getattr(send, "__self__", None)
-        if not self.on or type(protocol) is not WebSocketsSansIOProtocol or not protocol.handshake_complete:
-            return None
-        if protocol.conn.extensions:  # a negotiated extension (compression) changes the frames
-            return None
-        # The handshake's request and response (headers and all) are only read while
-        # accepting; uvicorn keeps them for the connection's life. Let them go.
-        protocol.request = None  # type: ignore[assignment]
-        protocol.response = None  # type: ignore[assignment]
-        return _WebSocketOutlet(protocol)
+
+def ws_protocol(make: Callable[[set[Any]], asyncio.Protocol]) -> Callable[..., asyncio.Protocol]:
+    """What uvicorn's `ws=` takes, for our own WebSocket protocol: uvicorn's httptools protocol
+    parses the upgrade request, then builds this with its config and state, feeds it the request
+    and hands it the socket. `make` gets the server's set of open connections, which uvicorn asks
+    to shut down (`shutdown()`) when it stops."""
+
+    def build(*, config: object, server_state: ServerState, app_state: object, **_: object) -> asyncio.Protocol:
+        return make(server_state.connections)
+
+    return build

@@ -55,7 +55,10 @@ class FrontDoor:
                     return
             await self.api(scope, receive, runtime.cors.wrap(scope, send))
             return
-        if kind == "websocket" and scope["path"] == ws.PATH:
-            await ws.serve(self.runtime, scope, receive, send)
+        if kind == "websocket":
+            if scope["path"] == ws.PATH:
+                await ws.serve(self.runtime, scope, receive, send)
+            else:
+                await ws.refuse(scope, receive, send, 404, "Not Found")
             return
-        await self.api(scope, receive, send)  # the lifespan; an unknown WebSocket path gets FastAPI's 403
+        await self.api(scope, receive, send)  # the lifespan

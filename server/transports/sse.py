@@ -12,9 +12,10 @@ from pydantic import BaseModel, Field
 from starlette.types import Receive, Scope, Send
 
 from server.hot_routes import HeaderDoc, HotRoute, ResponseDoc
-from server.hub import Topic
+from server.hub import Hub, Topic
 from server.rawhttp import HttpError, client_gone_is_quiet, header, path_symbol, validated_query
 from server.runtime import Runtime
+from server.stats import TransportStats
 from server.stream import StreamSubscriber
 from server.wire import SSE, sse_gap, sse_retry
 
@@ -66,15 +67,8 @@ async def stream(
     """The SSE response: a preamble (retry, maybe a gap, the resumed ticks), then live ticks."""
     hub = runtime.hub
     stats = runtime.stats.sse
-    subscriber = StreamSubscriber(hub, SSE, stats)
+    subscriber = SseStream(hub, stats, send)
     subscriber.cursors[topic.symbol] = cursor
-
-    async def send_body(payloads: list[bytes]) -> None:
-        try:
-            await send({"type": "http.response.body", "body": b"".join(payloads), "more_body": True})
-        except (OSError, RuntimeError):  # see `client_gone_is_quiet`
-            subscriber.left = True
-
     watcher = asyncio.ensure_future(watch(subscriber, receive))
     stats.open_connections += 1
     stats.messages_sent += sent
@@ -84,10 +78,10 @@ async def stream(
         subscriber.outlet = runtime.fast_path.stream_outlet(send)
         stats.direct_connections += subscriber.outlet is not None
         with hub.subscribe(topic.symbol, subscriber), hub.follow_heartbeats(subscriber):
-            await send_body([preamble])
+            await subscriber.send_body([preamble])
             stats.bytes_sent += len(preamble)
             while True:
-                await subscriber.catch_up(send_body)
+                await subscriber.catch_up(subscriber.send_body)
                 if subscriber.left or hub.closing:
                     break
                 await subscriber.sleep()
@@ -97,6 +91,22 @@ async def stream(
         if not subscriber.left:
             with client_gone_is_quiet():
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+class SseStream(StreamSubscriber[bytes]):
+    """One SSE response's subscriber, and its body's way out through ASGI."""
+
+    __slots__ = ("_send",)
+
+    def __init__(self, hub: Hub, stats: TransportStats, send: Send) -> None:
+        super().__init__(hub, SSE, stats)
+        self._send = send
+
+    async def send_body(self, payloads: list[bytes]) -> None:
+        try:
+            await self._send({"type": "http.response.body", "body": b"".join(payloads), "more_body": True})
+        except (OSError, RuntimeError):  # see `client_gone_is_quiet`
+            self.left = True
 
 
 async def watch(subscriber: StreamSubscriber[bytes], receive: Receive) -> None:

@@ -30,8 +30,10 @@ async def _heartbeat(hub: Hub, period: float) -> None:
 
 
 def create_app(settings: Settings | None = None) -> FrontDoor:
-    """The app any ASGI server runs: the front door (hot routes, fast path included when the
-    server is uvicorn with httptools and sans-I/O WebSockets) before FastAPI (the rest)."""
+    """The app any ASGI server runs: the front door (hot routes) before FastAPI (the rest).
+
+    Under uvicorn with httptools, poll, long poll and SSE take the fast path; WebSockets take it
+    only with our own protocol, which `pushpull-server` gives uvicorn (`server.__main__`)."""
     settings = settings or Settings()
     runtime = Runtime(
         settings=settings, broker=make_broker(settings.broker), hub=Hub(settings.symbols, settings.history)

@@ -41,8 +41,8 @@ class ResponseDoc:
     """The JSON body's model, if any."""
     media_type: str | None = None
     """A non-JSON body's media type (`text/event-stream`)."""
-    many: bool = False
-    """The body is a JSON array of `model`."""
+    batch: str | None = None
+    """Also documents `{batch: [model, ...]}`, what a batch request gets."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +132,15 @@ def _response(doc: ResponseDoc) -> dict[str, Any]:
     answer: dict[str, Any] = {"description": doc.description}
     if doc.model is not None:
         ref: dict[str, Any] = {"$ref": f"#/components/schemas/{doc.model.__name__}"}
-        answer["content"] = {"application/json": {"schema": {"type": "array", "items": ref} if doc.many else ref}}
+        schema = ref
+        if doc.batch is not None:
+            batch = {
+                "type": "object",
+                "required": [doc.batch],
+                "properties": {doc.batch: {"type": "array", "items": ref}},
+            }
+            schema = {"oneOf": [ref, batch]}
+        answer["content"] = {"application/json": {"schema": schema}}
     elif doc.media_type is not None:
         answer["content"] = {doc.media_type: {}}
     return answer

@@ -80,7 +80,7 @@ class StreamSubscriber(Listener, Generic[P]):
     def backlog(self) -> tuple[list[P], int]:
         """What must go out before the hub may write again, cursors moved past it: (payloads,
         ticks among them). A cursor the ring no longer covers gets a gap and the latest tick:
-        the stream conflates rather than closes. A due heartbeat goes only when nothing else does."""
+        the stream conflates rather than closes. A due heartbeat goes only if no tick does."""
         hub, framer = self.hub, self.framer
         payloads: list[P] = []
         ticks = 0
@@ -93,9 +93,9 @@ class StreamSubscriber(Listener, Generic[P]):
             payloads += [framer.tick(entry) for entry in entries]
             ticks += len(entries)
             self.cursors[symbol] = entries[-1].seq
-        if not payloads and self.beat_due:
-            self.beat_due = False
-            if framer.heartbeat is not None:
+        if self.beat_due:
+            self.beat_due = False  # ticks going out keep the stream alive as well as a heartbeat
+            if not payloads and framer.heartbeat is not None:
                 payloads.append(framer.heartbeat)
         return payloads, ticks
 
@@ -113,5 +113,7 @@ class StreamSubscriber(Listener, Generic[P]):
                 self.left = True
                 return
             await send(payloads)
+            if self.left or (self.outlet is not None and self.outlet.gone()):
+                return  # (the send found the client gone: nothing was delivered)
             stats.messages_sent += ticks
             stats.bytes_sent += sum(size(payload) for payload in payloads)

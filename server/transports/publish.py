@@ -84,7 +84,7 @@ ROUTE = HotRoute(
         "checked whole before any of it is published."
     ),
     responses={
-        201: ResponseDoc('The stored tick, or `{"ticks": [...]}` for a batch.', Tick),
+        201: ResponseDoc('The stored tick, or `{"ticks": [...]}` for a batch.', Tick, batch="ticks"),
         401: ResponseDoc("Missing or wrong bearer token."),
         403: ResponseDoc("Publishing is off (no `--publish-token`)."),
         404: ResponseDoc("Unknown symbol."),

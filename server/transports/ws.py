@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 from typing import Any, Protocol
 
@@ -29,6 +30,8 @@ from server.runtime import Runtime
 from server.schema import Ping, Subscribe, Unsubscribe
 from server.stream import StreamSubscriber
 from server.wire import WS, ws_message
+
+logger = logging.getLogger("pushpull.ws")
 
 __all__ = ["PATH", "SHUTTING_DOWN", "SLOW_CONSUMER", "WsConnection", "WsLink", "refuse", "serve", "sweep"]
 
@@ -150,6 +153,8 @@ class WsConnection(StreamSubscriber[str]):
             op = json.loads(text)
         except ValueError as exc:
             return [], f"not JSON: {exc}"
+        except RecursionError:
+            return [], "not JSON we take: nested too deeply"
         if not isinstance(op, dict):
             return [], "an op is a JSON object with an 'op' field"
         kind = op.get("op")
@@ -288,7 +293,10 @@ async def sweep(runtime: Runtime, period: float = 0.5) -> None:
         await asyncio.sleep(period)
         now = loop.time()
         for connection in list(runtime.ws_connections):
-            if connection.link.pushing_back() and connection.lag() > limit:
-                connection.evict()
-            else:
-                connection.link.keepalive(now)
+            try:
+                if connection.link.pushing_back() and connection.lag() > limit:
+                    connection.evict()
+                else:
+                    connection.link.keepalive(now)
+            except Exception:  # one broken connection must not stop eviction and pings for all
+                logger.exception("the WebSocket sweeper failed on one connection")

@@ -48,6 +48,7 @@ class WebSocketSocket(asyncio.Protocol):
     It is its session's `WsLink` and, once open, its `Outlet` too (the hub writes ticks here)."""
 
     __slots__ = (
+        "_drop",
         "_ping_due",
         "_pong_wait",
         "_resumed",
@@ -74,6 +75,8 @@ class WebSocketSocket(asyncio.Protocol):
         self.outlet: Outlet | None = None
         self.writable = True
         self._resumed: asyncio.Future[None] | None = None
+        self._drop: asyncio.TimerHandle | None = None
+        """Aborts the socket if its closing handshake takes longer than CLOSE_WAIT."""
         self.ending = False
         self.fragments: list[bytes] = []
         """The message being received, frame by frame."""
@@ -108,6 +111,9 @@ class WebSocketSocket(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.connections.discard(self)
         self.ending = True
+        if self._drop is not None:
+            self._drop.cancel()
+            self._drop = None
         if self.session is not None:
             self.session.closed()
         self._release()
@@ -134,7 +140,6 @@ class WebSocketSocket(asyncio.Protocol):
     def handshake(self, data: bytes) -> None:
         """Check the upgrade request, refuse it or accept it; then frames follow."""
         assert self.transport is not None
-        stats = self.runtime.stats.ws
         shake = ServerProtocol(max_size=MAX_MESSAGE_BYTES)
         shake.receive_data(data)
         requests = [event for event in shake.events_received() if isinstance(event, Request)]
@@ -143,15 +148,15 @@ class WebSocketSocket(asyncio.Protocol):
             self.transport.close()
             return
         request = requests[0]
-        stats.requests += 1
-        refusal = None
         if request.path.partition("?")[0] != PATH:
-            refusal = _refusal(404, b"Not Found", "Not Found")
-        elif self.runtime.at_capacity():
+            self.transport.write(_refusal(404, b"Not Found", "Not Found"))
+            self.transport.close()
+            return
+        stats = self.runtime.stats.ws
+        stats.requests += 1
+        if self.runtime.at_capacity():
             stats.rejected += 1
-            refusal = _refusal(503, b"Service Unavailable", FULL)
-        if refusal is not None:
-            self.transport.write(refusal)
+            self.transport.write(_refusal(503, b"Service Unavailable", FULL))
             self.transport.close()
             return
         response = shake.accept(request)
@@ -211,11 +216,23 @@ class WebSocketSocket(asyncio.Protocol):
                 transport.write(chunk)
             else:
                 transport.close()
-        if (conn.state is State.CLOSED or conn.close_expected()) and not self.ending:
-            self.ending = True
-            if self.session is not None:
-                self.session.left = True
-            asyncio.get_running_loop().call_later(CLOSE_WAIT, transport.close)
+        if conn.state is State.CLOSED or conn.close_expected():
+            self.begin_closing()
+
+    def begin_closing(self) -> None:
+        """The closing handshake has begun: the session is over, and the socket goes within
+        CLOSE_WAIT even if the client never reads again (`close()` would wait for its full buffer
+        to drain: it is aborted instead)."""
+        if self.ending:
+            return
+        self.ending = True
+        if self.session is not None:
+            self.session.closed()  # it no longer counts as open while its close handshake finishes
+        self._release()
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.resume_reading()  # (paused while it did not read: its close reply must get in)
+            self._drop = asyncio.get_running_loop().call_later(CLOSE_WAIT, transport.abort)
 
     # As the session's link and outlet
 
@@ -247,13 +264,13 @@ class WebSocketSocket(asyncio.Protocol):
         if self.ending or self.conn is None or self.transport is None:
             return
         self.conn.send_close(code, reason)
-        self.flush()  # sets `ending` and schedules the socket's close if the client does not answer
-        self._release()
-        if self.session is not None:
-            self.session.closed()  # it no longer counts as open while its close handshake finishes
+        self.flush()  # the closing handshake begins
 
     def keepalive(self, now: float) -> None:
-        if self.conn is None or self.gone():
+        """Ping every KEEPALIVE s; drop a client that has not answered the last ping within KEEPALIVE
+        s. Not while it pushes back: its pong may sit unread behind its ops (reading is paused), and
+        a client that stopped reading is the lag limit's to judge."""
+        if self.conn is None or self.gone() or not self.writable:
             return
         if self._pong_wait and now > self._pong_wait:
             logger.info("a WebSocket client did not answer a ping within %g s; dropping it", KEEPALIVE)

@@ -55,9 +55,9 @@ class Entry(Encodings):
         return cls(
             json=encoded.json,
             sse=encoded.sse,
-            sse_chunk=encoded.sse_chunk,
+            sse_direct=encoded.sse_direct,
             ws=encoded.ws,
-            ws_frame=encoded.ws_frame,
+            ws_direct=encoded.ws_direct,
             tick=tick,
         )
 

@@ -47,12 +47,12 @@ class StreamSubscriber(Listener, Generic[P]):
         outlet = self.outlet
         symbol = entry.tick.symbol
         if outlet is not None and not self.stalled and self.cursors.get(symbol) == entry.seq - 1 and outlet.ready():
-            framer = self.framer
-            outlet.write(framer.tick_direct(entry))
+            data, size = self.framer.tick_direct(entry)
+            outlet.write(data)
             self.cursors[symbol] = entry.seq
             stats = self.stats
             stats.messages_sent += 1
-            stats.bytes_sent += framer.size(framer.tick(entry))
+            stats.bytes_sent += size
             stats.direct_writes += 1
         else:
             self.stall()

@@ -97,19 +97,25 @@ class Encodings:
     """The tick as compact JSON (poll, long poll, webhooks)."""
     sse: bytes
     """A complete `text/event-stream` event with `id: <epoch>:<seq>`."""
-    sse_chunk: bytes
-    """`sse` framed as one HTTP/1.1 chunk, for writing straight to the socket."""
+    sse_direct: tuple[bytes, int]
+    """`sse` framed as one HTTP/1.1 chunk, for writing straight to the socket; and `len(sse)`."""
     ws: str
     """A `{"type": "tick", ...}` WebSocket text message."""
-    ws_frame: bytes
-    """`ws` framed as one WebSocket text frame, likewise."""
+    ws_direct: tuple[bytes, int]
+    """`ws` framed as one WebSocket text frame, likewise; and `len(ws)`."""
 
     @classmethod
     def of(cls, body: bytes, epoch: str, seq: int) -> Encodings:
         """Every form of the tick whose JSON is `body`."""
         sse = b"id: %s:%d\nevent: tick\ndata: %s\n\n" % (epoch.encode(), seq, body)
         ws = b'{"type":"tick",' + body[1:]
-        return cls(json=body, sse=sse, sse_chunk=chunk(sse), ws=ws.decode(), ws_frame=ws_text_frame(ws))
+        return cls(
+            json=body,
+            sse=sse,
+            sse_direct=(chunk(sse), len(sse)),
+            ws=ws.decode(),
+            ws_direct=(ws_text_frame(ws), len(ws)),
+        )
 
 
 class Framer(Protocol, Generic[P]):
@@ -117,7 +123,7 @@ class Framer(Protocol, Generic[P]):
 
     A payload (`P`) is what goes through ASGI's `send` (SSE body bytes, WebSocket text); `direct`
     is the same payload framed for writing straight to the socket (an HTTP chunk, a WebSocket
-    frame), which only the fast path does.
+    frame), which only the fast path does, with the payload's size: one call per delivery.
     """
 
     heartbeat: P | None
@@ -126,7 +132,7 @@ class Framer(Protocol, Generic[P]):
 
     def tick(self, encoded: Encodings) -> P: ...
 
-    def tick_direct(self, encoded: Encodings) -> bytes: ...
+    def tick_direct(self, encoded: Encodings) -> tuple[bytes, int]: ...
 
     def gap(self, symbol: str, epoch: str, reason: str) -> P: ...
 
@@ -144,8 +150,8 @@ class _SseFramer:
         return encoded.sse
 
     @staticmethod
-    def tick_direct(encoded: Encodings) -> bytes:
-        return encoded.sse_chunk
+    def tick_direct(encoded: Encodings) -> tuple[bytes, int]:
+        return encoded.sse_direct
 
     @staticmethod
     def gap(symbol: str, epoch: str, reason: str) -> bytes:
@@ -165,8 +171,8 @@ class _WsFramer:
         return encoded.ws
 
     @staticmethod
-    def tick_direct(encoded: Encodings) -> bytes:
-        return encoded.ws_frame
+    def tick_direct(encoded: Encodings) -> tuple[bytes, int]:
+        return encoded.ws_direct
 
     @staticmethod
     def gap(symbol: str, epoch: str, reason: str) -> str:

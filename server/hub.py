@@ -44,10 +44,9 @@ class Entry(Encodings):
     """One tick with its encodings, shared by every subscriber."""
 
     tick: Tick
-
-    @property
-    def seq(self) -> int:
-        return self.tick.seq
+    symbol: str
+    seq: int
+    """The tick's own, kept beside it: read once per subscriber per tick, so a plain slot."""
 
     @classmethod
     def encode(cls, tick: Tick) -> Entry:
@@ -59,6 +58,8 @@ class Entry(Encodings):
             ws=encoded.ws,
             ws_direct=encoded.ws_direct,
             tick=tick,
+            symbol=tick.symbol,
+            seq=tick.seq,
         )
 
 

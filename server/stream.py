@@ -45,11 +45,11 @@ class StreamSubscriber(Listener, Generic[P]):
 
     def on_entry(self, entry: Entry) -> None:
         outlet = self.outlet
-        symbol = entry.tick.symbol
-        if outlet is not None and not self.stalled and self.cursors.get(symbol) == entry.seq - 1 and outlet.ready():
+        symbol, seq = entry.symbol, entry.seq
+        if outlet is not None and not self.stalled and self.cursors.get(symbol) == seq - 1 and outlet.ready():
             data, size = self.framer.tick_direct(entry)
             outlet.write(data)
-            self.cursors[symbol] = entry.seq
+            self.cursors[symbol] = seq
             stats = self.stats
             stats.messages_sent += 1
             stats.bytes_sent += size

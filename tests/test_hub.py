@@ -51,7 +51,7 @@ def test_a_with_block_always_unsubscribes_even_on_an_error() -> None:
 
 def test_listeners_may_subscribe_and_cancel_while_a_tick_is_delivered() -> None:
     """Changes made during a delivery take effect from the next tick: the one under way still goes
-    to the listeners subscribed when it began, in the order they subscribed."""
+    to the listeners subscribed when it began, whatever order they are told in."""
     hub = Hub(["TCS"], capacity=10)
     late = Recorder()
     later: list[object] = []

@@ -17,11 +17,12 @@ import uvicorn
 from server.app import create_app
 from server.cli import parse_settings
 from server.commandline import UsageError, fail
-from server.fast_path import HTTP_PROTOCOL, WS_PROTOCOL, ws_protocol
+from server.fast_path import HTTP_PROTOCOL, WS_PROTOCOL, http_protocol, ws_protocol
 from server.gc_tuning import tune_gc
 from server.runtime import Runtime
 from server.schema import MAX_MESSAGE_BYTES
 from server.settings import Settings
+from server.transports.http_socket import HotHttpSocket
 from server.transports.ws_socket import WebSocketSocket
 
 __all__ = ["main"]
@@ -55,6 +56,15 @@ class _RefusalIsNotAnError(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return record.getMessage() != "ASGI callable returned without completing handshake."
+
+
+def http_protocol_for(runtime: Runtime) -> str | type[asyncio.Protocol]:
+    """Our own protocol for poll and long poll GETs on the fast path (it hands anything else to
+    uvicorn's httptools protocol); uvicorn's alone otherwise, and with `--access-log`, whose lines
+    uvicorn writes. Named rather than left to `auto`: the fast path reads httptools' objects."""
+    if not runtime.fast_path.on or runtime.settings.access_log:
+        return HTTP_PROTOCOL
+    return cast(type[asyncio.Protocol], http_protocol(functools.partial(HotHttpSocket, runtime)))
 
 
 def web_sockets(runtime: Runtime) -> str | type[asyncio.Protocol]:
@@ -93,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         fail("pushpull-server", str(exc))
     config = uvicorn.Config(
         app,
-        http=HTTP_PROTOCOL,  # the protocol the fast path knows, named rather than left to `auto`
+        http=http_protocol_for(app.runtime),
         ws=web_sockets(app.runtime),
         log_level="warning",
         access_log=settings.access_log,

@@ -18,7 +18,6 @@ The portable path stays correct on its own: every transport test also runs with 
 from __future__ import annotations
 
 import asyncio
-import http
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -31,7 +30,9 @@ from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
-__all__ = ["HTTP_PROTOCOL", "WS_PROTOCOL", "Exchange", "FastPath", "Outlet", "missing", "ws_protocol"]
+from server.wire import http_response
+
+__all__ = ["HTTP_PROTOCOL", "WS_PROTOCOL", "Exchange", "FastPath", "Outlet", "http_protocol", "missing", "ws_protocol"]
 
 HTTP_PROTOCOL = "httptools"
 """The HTTP protocol `pushpull-server` runs uvicorn with (named, not `auto`): the one this module reads."""
@@ -45,8 +46,8 @@ TOUCHED: dict[type, tuple[str, ...]] = {
         "default_headers", "on_response",
     ),
     FlowControl: ("write_paused",),
-    HttpToolsProtocol: ("handle_websocket_upgrade", "ws_protocol_class", "server_state"),
-    ServerState: ("connections",),
+    HttpToolsProtocol: ("handle_websocket_upgrade", "ws_protocol_class", "server_state", "connection_made"),
+    ServerState: ("connections", "default_headers"),
     asyncio.Event: ("_waiters",),
 }  # fmt: skip
 """Every attribute read or written here, per class: what the contract test checks."""
@@ -150,14 +151,10 @@ class Exchange:
             return False  # let uvicorn write its access log line (`--access-log`)
         if (b"connection", b"close") in headers:
             cycle.keep_alive = False  # as uvicorn's `send` does: close once this is written
-        parts = [_status_line(status), _default_headers(cycle.default_headers)]
-        parts += [b"%s: %s\r\n" % pair for pair in headers]
-        if not cycle.keep_alive and (b"connection", b"close") not in headers:
-            parts.append(b"connection: close\r\n")
-        parts += [b"\r\n", body]
+        data = http_response(status, default_headers(cycle.default_headers), headers, body, not cycle.keep_alive)
         cycle.response_started = True
         cycle.waiting_for_100_continue = False
-        cycle.transport.write(b"".join(parts))
+        cycle.transport.write(data)
         cycle.response_complete = True
         cycle.message_event.set()
         if not cycle.keep_alive:
@@ -166,18 +163,10 @@ class Exchange:
         return True
 
 
-_status_lines: dict[int, bytes] = {}
 _defaults: tuple[object, bytes] = (None, b"")
 
 
-def _status_line(status: int) -> bytes:
-    line = _status_lines.get(status)
-    if line is None:
-        line = _status_lines[status] = b"HTTP/1.1 %d %s\r\n" % (status, http.HTTPStatus(status).phrase.encode())
-    return line
-
-
-def _default_headers(defaults: list[tuple[bytes, bytes]]) -> bytes:
+def default_headers(defaults: list[tuple[bytes, bytes]]) -> bytes:
     """uvicorn's default headers (server, date) as bytes, rebuilt when uvicorn swaps the list (each second)."""
     global _defaults
     if _defaults[0] is not defaults:
@@ -206,7 +195,7 @@ class FastPath:
         gaps = missing()
         if gaps:
             return cls(False, f"{uvicorn} lacks {', '.join(gaps)}; the portable ASGI path serves every stream")
-        return cls(True, f"{uvicorn} with {HTTP_PROTOCOL}; WebSockets on our own protocol")
+        return cls(True, f"{uvicorn} with {HTTP_PROTOCOL}; polls, long polls and WebSockets on our own protocols")
 
     def exchange(self, send: Send) -> Exchange | None:
         """The httptools request behind `send`."""
@@ -233,5 +222,24 @@ def ws_protocol(make: Callable[[set[Any]], asyncio.Protocol]) -> Callable[..., a
 
     def build(*, config: object, server_state: ServerState, app_state: object, **_: object) -> asyncio.Protocol:
         return make(server_state.connections)
+
+    return build
+
+
+def http_protocol(
+    make: Callable[[set[Any], Callable[[], bytes], Callable[[], asyncio.Protocol]], asyncio.Protocol],
+) -> Callable[..., asyncio.Protocol]:
+    """What uvicorn's `http=` takes, for our own protocol for poll and long poll GETs
+    (`server.transports.http_socket`). `make` gets the server's open connections, its current
+    default header lines (`server`, `date`), and a way to make uvicorn's httptools protocol, to
+    which it hands any connection that asks for something else."""
+
+    def build(
+        *, config: Any, server_state: ServerState, app_state: dict[str, Any], _loop: Any = None
+    ) -> asyncio.Protocol:
+        def uvicorn_protocol() -> asyncio.Protocol:
+            return HttpToolsProtocol(config=config, server_state=server_state, app_state=app_state, _loop=_loop)
+
+        return make(server_state.connections, lambda: default_headers(server_state.default_headers), uvicorn_protocol)
 
     return build

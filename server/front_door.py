@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import Receive, Scope, Send
 
 from server.hot_routes import HotRoute
-from server.rawhttp import error_body, respond
+from server.rawhttp import error_answer, respond
 from server.runtime import Runtime
 from server.transports import longpoll, poll, publish, sse, ws
 
@@ -42,10 +42,9 @@ class FrontDoor:
                 if route.matches(method, path):
                     try:
                         await route.handler(runtime, scope, receive, send)
-                    except HTTPException as exc:  # raised before the response started
-                        headers = [(k.lower().encode(), v.encode()) for k, v in (exc.headers or {}).items()]
-                        headers += runtime.cors.headers(scope)  # a page may read its errors too
-                        await respond(runtime.fast_path, send, exc.status_code, error_body(exc.detail), headers)
+                    except HTTPException as exc:  # raised before the response started; pages read errors too
+                        status, headers, body = error_answer(exc, runtime.cors.headers(scope))
+                        await respond(runtime.fast_path, send, status, body, headers)
                     return
             if method == "OPTIONS":
                 preflight = runtime.cors.preflight(scope)

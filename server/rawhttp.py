@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl
 
 from fastapi import HTTPException
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
 from server.fast_path import FastPath
@@ -21,10 +22,12 @@ from server.hub import Listener
 from server.schema import MAX_MESSAGE_BYTES
 
 __all__ = [
+    "Answer",
     "ClientListener",
     "Headers",
     "HttpError",
     "client_gone_is_quiet",
+    "error_answer",
     "error_body",
     "header",
     "path_symbol",
@@ -33,9 +36,12 @@ __all__ = [
     "respond",
     "validated_body",
     "validated_query",
+    "with_length",
 ]
 
 Headers = list[tuple[bytes, bytes]]
+Answer = tuple[int, Headers, bytes]
+"""A complete short response: status, headers (content-length and -type are added), body."""
 
 HttpError = HTTPException
 """Raised before a response starts; the front door (or FastAPI) turns it into `{"detail": ...}`."""
@@ -92,11 +98,7 @@ async def respond(
 ) -> bool:
     """A complete response with its length: one socket write on the fast path (True), else two
     ASGI messages (False)."""
-    raw: Headers = [*headers]
-    if body or status not in (204, 304):
-        raw.append((b"content-length", b"%d" % len(body)))
-        if content_type is not None:
-            raw.append((b"content-type", content_type))
+    raw = with_length(status, body, headers, content_type)
     exchange = fast_path.exchange(send)
     if exchange is not None:
         if exchange.disconnected:
@@ -107,6 +109,18 @@ async def respond(
         await send({"type": "http.response.start", "status": status, "headers": raw})
         await send({"type": "http.response.body", "body": body})
     return False
+
+
+def with_length(
+    status: int, body: bytes, headers: Iterable[tuple[bytes, bytes]], content_type: bytes | None = JSON
+) -> Headers:
+    """`headers` plus the body's length and type (none for a bodiless 204 or 304)."""
+    raw: Headers = [*headers]
+    if body or status not in (204, 304):
+        raw.append((b"content-length", b"%d" % len(body)))
+        if content_type is not None:
+            raw.append((b"content-type", content_type))
+    return raw
 
 
 @contextlib.contextmanager
@@ -121,6 +135,12 @@ def client_gone_is_quiet() -> Iterator[None]:
 
 def error_body(detail: object) -> bytes:
     return json.dumps({"detail": detail}, default=str).encode()
+
+
+def error_answer(exc: StarletteHTTPException, extra: Headers) -> Answer:
+    """`{"detail": ...}` with the error's own headers (`retry-after`, `www-authenticate`) and `extra`."""
+    headers = [(k.lower().encode(), v.encode()) for k, v in (exc.headers or {}).items()]
+    return exc.status_code, [*headers, *extra], error_body(exc.detail)
 
 
 def path_symbol(scope: Scope, prefix: str) -> str:

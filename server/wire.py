@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Generic, Protocol, TypeVar
 
 __all__ = [
@@ -21,9 +22,11 @@ __all__ = [
     "Framer",
     "chunk",
     "encode_json",
+    "http_response",
     "longpoll_reply",
     "sse_gap",
     "sse_retry",
+    "status_line",
     "tick_json",
     "ws_message",
     "ws_text_frame",
@@ -46,6 +49,28 @@ def tick_json(symbol: str, seq: int, price: float, ts: float, epoch: str) -> byt
         ts,
         json.dumps(epoch).encode(),
     )
+
+
+_status_lines: dict[int, bytes] = {}
+
+
+def status_line(status: int) -> bytes:
+    """`HTTP/1.1 200 OK` and its line end, made once per status."""
+    line = _status_lines.get(status)
+    if line is None:
+        line = _status_lines[status] = b"HTTP/1.1 %d %s\r\n" % (status, HTTPStatus(status).phrase.encode())
+    return line
+
+
+def http_response(status: int, defaults: bytes, headers: list[tuple[bytes, bytes]], body: bytes, close: bool) -> bytes:
+    """A whole HTTP/1.1 response in one piece: status line, `defaults` (already encoded header
+    lines), `headers`, `connection: close` if `close` and not among them, the blank line, the body."""
+    parts = [status_line(status), defaults]
+    parts += [b"%s: %s\r\n" % pair for pair in headers]
+    if close and (b"connection", b"close") not in headers:
+        parts.append(b"connection: close\r\n")
+    parts += [b"\r\n", body]
+    return b"".join(parts)
 
 
 def chunk(data: bytes) -> bytes:

@@ -3,11 +3,12 @@ uvicorn range pyproject allows, and the server says at start-up whether it is on
 
 from __future__ import annotations
 
+import inspect
 from importlib.metadata import requires, version
 
 import httpx
 from packaging.requirements import Requirement
-from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from server.fast_path import TOUCHED, FastPath, missing
 from tests.helpers import ServerFactory
@@ -46,3 +47,13 @@ async def test_the_server_says_whether_the_fast_path_is_on(server_factory: Serve
         line = f"fast path {'on' if on else 'off'}: "
         assert any(row.startswith(line) for row in output.splitlines()), output
         assert ("uvicorn " + version("uvicorn")) in stats["fast_path"]["reason"]
+
+
+def test_uvicorn_still_builds_its_protocols_the_way_ours_are_fitted_in() -> None:
+    """`http_protocol` and `ws_protocol` stand in for uvicorn's protocol classes, and the first
+    hands connections back to uvicorn's httptools protocol: both rely on how uvicorn calls them."""
+    for cls in (HttpToolsProtocol,):
+        parameters = inspect.signature(cls).parameters
+        assert {"config", "server_state", "app_state"} <= set(parameters), parameters
+    upgrade = inspect.getsource(HttpToolsProtocol.handle_websocket_upgrade)
+    assert "config=self.config" in upgrade and "server_state=self.server_state" in upgrade, upgrade

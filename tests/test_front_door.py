@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import sys
 from collections.abc import Iterator
@@ -250,3 +251,49 @@ async def test_cors_covers_the_routes_fastapi_serves_too(either: RunningServer) 
             assert response.status_code == 200
             got = response.headers.get_list("access-control-allow-origin")
             assert got == ([origin] if allowed else []), (origin, got)
+
+
+async def test_pipelined_requests_are_answered_in_order_across_every_kind_of_route(door: RunningServer) -> None:
+    """A price, a long poll, a publish (a POST with a body) and the stats, pipelined on one
+    connection: four answers in order. On the fast path the first two are ours and the connection
+    is then handed to uvicorn with the rest of the bytes."""
+    host, port = door.url.removeprefix("http://").split(":")
+    body = json.dumps({"symbol": "TCS", "price": 3600.0}).encode()
+    requests = (
+        b"GET /api/price/TCS HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"GET /api/longpoll/%54CS HTTP/1.1\r\nHost: x\r\n\r\n"  # (an escaped T: the path is decoded)
+        b"POST /api/publish HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + TOKEN.encode() + b"\r\n"
+        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body + b""
+        b"GET /api/stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(requests)
+    await writer.drain()
+    async with asyncio.timeout(10):
+        answers = await reader.read(-1)  # the server closes after the last (`Connection: close`)
+    writer.close()
+    statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", answers)
+    assert statuses == [b"200", b"200", b"201", b"200"], answers
+    assert b'"price":3600.0' in answers and b'"transports"' in answers
+
+
+async def test_an_http_1_0_poll_is_answered_and_closed(door: RunningServer) -> None:
+    host, port = door.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(b"GET /api/price/RELIANCE HTTP/1.0\r\n\r\n")
+    await writer.drain()
+    async with asyncio.timeout(10):
+        answer = await reader.read(-1)  # EOF: the server closed it
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 200 ") and b'"symbol":"RELIANCE"' in answer, answer
+
+
+async def test_a_held_long_poll_gets_a_whole_batch_in_one_answer(either: RunningServer) -> None:
+    """Ticks published in one request reach a waiting long poll together, not one per answer."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        seq = (await client.get(either.url + "/api/price/TCS")).json()["seq"]
+        held = asyncio.create_task(client.get(either.url + "/api/longpoll/TCS", params={"after": seq, "timeout": 10}))
+        await until_open(either, 1)
+        stored = await publish(client, either, "TCS", [3700.0, 3700.05, 3700.1])
+        answer = await held
+    assert answer.json() == {"ticks": stored, "gap": False}

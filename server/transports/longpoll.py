@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
 from pydantic import BaseModel, Field
 from starlette.types import Receive, Scope, Send
 
 from server.hot_routes import HotRoute, ResponseDoc
 from server.hub import Entry, Topic
-from server.rawhttp import ClientListener, Headers, HttpError, error_body, path_symbol, respond, validated_query
+from server.rawhttp import (
+    Answer,
+    ClientListener,
+    Headers,
+    HttpError,
+    error_body,
+    path_symbol,
+    respond,
+    validated_query,
+)
 from server.runtime import Runtime
 from server.schema import LongPollReply
 from server.wire import longpoll_reply
 
-__all__ = ["ROUTE", "serve"]
+__all__ = ["ROUTE", "Hold", "after_hold", "begin", "serve"]
 
 PREFIX = "/api/longpoll/"
 NO_STORE = (b"cache-control", b"no-store")
@@ -28,86 +38,105 @@ class LongPollQuery(BaseModel):
     epoch: str | None = Field(None, max_length=64, description="Epoch `after` counts in.")
 
 
-async def serve(runtime: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
-    """`GET /api/longpoll/{symbol}`: answer now if there is anything to say, else hold."""
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """A long poll with nothing to say yet: wait on `topic` for a tick after `after`."""
+
+    topic: Topic
+    after: int
+    timeout: float
+    headers: Headers
+
+
+def begin(runtime: Runtime, scope: Scope) -> Answer | Hold:
+    """What a long poll gets at once, or that it must be held (whichever way the request came
+    in: `serve` below, or `server.transports.http_socket`). Raises `HttpError` for bad input."""
     stats = runtime.stats.longpoll
     stats.requests += 1
     topic = runtime.topic_or_404(path_symbol(scope, PREFIX))
     query = validated_query(LongPollQuery, scope)
     after = query.after
     headers = [NO_STORE, *runtime.cors.headers(scope)]
-    hub = runtime.hub
     if after is None:
-        await answer(runtime, send, headers, [runtime.latest_or_503(topic.symbol)], gap=False)
-        return
-    if query.epoch is not None and query.epoch != hub.epoch:
-        await answer(runtime, send, headers, [runtime.latest_or_503(topic.symbol)], gap=True)
-        return
-    if await answer_now(runtime, topic, after, send, headers):
-        return
-    if hub.closing:  # shutting down: hold nothing, or a re-poll on this connection would hang the exit
-        await shutting_down(runtime, send, headers)
-        return
+        return reply(runtime, headers, [runtime.latest_or_503(topic.symbol)], gap=False)
+    if query.epoch is not None and query.epoch != runtime.hub.epoch:
+        return reply(runtime, headers, [runtime.latest_or_503(topic.symbol)], gap=True)
+    entries, gap = topic.resume(after)
+    if entries:
+        return reply(runtime, headers, entries, gap)
+    if runtime.hub.closing:  # shutting down: hold nothing, or a re-poll on this connection would hang the exit
+        return shutting_down(runtime, headers)
     if runtime.at_capacity():
         stats.rejected += 1
         raise HttpError(503, "too many open connections")
+    return Hold(topic, after, query.timeout, headers)
 
+
+def after_hold(runtime: Runtime, hold: Hold) -> Answer:
+    """The answer once the hold ends (a tick, the timeout, or shutdown)."""
+    entries, gap = hold.topic.resume(hold.after)
+    if entries:
+        return reply(runtime, hold.headers, entries, gap)
+    if runtime.hub.closing:
+        return shutting_down(runtime, hold.headers)
+    runtime.stats.longpoll.empty_responses += 1
+    return 204, hold.headers, b""
+
+
+def shutting_down(runtime: Runtime, headers: Headers) -> Answer:
+    """503 with `retry-after`: a 204 would tell the client "nothing new, ask again now", and it
+    would, at once and over and over, until the server is gone."""
+    runtime.stats.longpoll.rejected += 1
+    retry = b"%d" % SHUTDOWN_RETRY_AFTER_S
+    return (
+        503,
+        [*headers, (b"retry-after", retry), (b"connection", b"close")],
+        error_body("the server is shutting down"),
+    )
+
+
+def reply(runtime: Runtime, headers: Headers, entries: list[Entry], gap: bool) -> Answer:
+    body = longpoll_reply([e.json for e in entries], gap)
+    stats = runtime.stats.longpoll
+    stats.messages_sent += len(entries)
+    stats.bytes_sent += len(body)
+    return 200, headers, body
+
+
+async def serve(runtime: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
+    """`GET /api/longpoll/{symbol}` by ASGI."""
+    outcome = begin(runtime, scope)
+    if isinstance(outcome, Hold):
+        held = await hold(runtime, outcome, receive, send)
+        if held is None:
+            return  # the client left; nobody to answer
+        outcome = held
+    status, headers, body = outcome
+    runtime.stats.longpoll.direct_writes += await respond(runtime.fast_path, send, status, body, headers)
+
+
+async def hold(runtime: Runtime, pending: Hold, receive: Receive, send: Send) -> Answer | None:
+    """Wait for a tick, the timeout or shutdown; None if the client left meanwhile."""
+    stats = runtime.stats.longpoll
     held = ClientListener()
     exchange = runtime.fast_path.exchange(send)
     disconnect_waiters = None
     if exchange is not None:  # wait for "tick or client gone" on one future, without a watcher task
         if (await receive())["type"] == "http.disconnect":  # (this also readies uvicorn's event)
-            return
+            return None
         disconnect_waiters = exchange.disconnect_waiters()
     watcher = None if disconnect_waiters is not None else asyncio.ensure_future(held.watch(receive))
     stats.open_connections += 1
     try:
-        with hub.subscribe(topic.symbol, held):
-            await held.sleep(query.timeout, also=disconnect_waiters)
+        with runtime.hub.subscribe(pending.topic.symbol, held):
+            await held.sleep(pending.timeout, also=disconnect_waiters)
     finally:
         if watcher is not None:
             watcher.cancel()
         stats.open_connections -= 1
     if held.disconnected or (exchange is not None and exchange.disconnected):
-        return  # nobody to answer; the slot is free already
-    if await answer_now(runtime, topic, after, send, headers):
-        return
-    if hub.closing:
-        await shutting_down(runtime, send, headers)
-        return
-    stats.empty_responses += 1
-    stats.direct_writes += await respond(runtime.fast_path, send, 204, headers=headers)
-
-
-async def shutting_down(runtime: Runtime, send: Send, headers: Headers) -> None:
-    """503 with `retry-after`: a 204 would tell the client "nothing new, ask again now", and it
-    would, at once and over and over, until the server is gone."""
-    runtime.stats.longpoll.rejected += 1
-    retry = b"%d" % SHUTDOWN_RETRY_AFTER_S
-    await respond(
-        runtime.fast_path,
-        send,
-        503,
-        error_body("the server is shutting down"),
-        headers=[*headers, (b"retry-after", retry), (b"connection", b"close")],
-    )
-
-
-async def answer_now(runtime: Runtime, topic: Topic, after: int, send: Send, headers: Headers) -> bool:
-    """Send the ticks after the cursor (or the latest with a gap), if there is anything to say."""
-    entries, gap = topic.resume(after)
-    if not entries:
-        return False
-    await answer(runtime, send, headers, entries, gap)
-    return True
-
-
-async def answer(runtime: Runtime, send: Send, headers: Headers, entries: list[Entry], gap: bool) -> None:
-    body = longpoll_reply([e.json for e in entries], gap)
-    stats = runtime.stats.longpoll
-    stats.messages_sent += len(entries)
-    stats.bytes_sent += len(body)
-    stats.direct_writes += await respond(runtime.fast_path, send, 200, body, headers)
+        return None  # the slot is free already
+    return after_hold(runtime, pending)
 
 
 ROUTE = HotRoute(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.types import Receive, Scope, Send
 
 from server.hot_routes import HeaderDoc, HotRoute, ResponseDoc
-from server.rawhttp import header, path_symbol, respond
+from server.rawhttp import Answer, header, path_symbol, respond
 from server.runtime import Runtime
 from server.schema import Tick
 
@@ -21,8 +21,9 @@ def etag_matches(if_none_match: str | None, etag: bytes) -> bool:
     return "*" in candidates or etag.decode() in candidates
 
 
-async def serve(runtime: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
-    """`GET /api/price/{symbol}`: the latest tick, or 304 if the client has it."""
+def answer(runtime: Runtime, scope: Scope) -> Answer:
+    """`GET /api/price/{symbol}`: the latest tick, or 304 if the client has it (whichever way
+    the request came in: `serve` below, or `server.transports.http_socket`)."""
     stats = runtime.stats.poll
     stats.requests += 1
     entry = runtime.latest_or_503(path_symbol(scope, PREFIX))
@@ -30,11 +31,15 @@ async def serve(runtime: Runtime, scope: Scope, receive: Receive, send: Send) ->
     headers = [(b"etag", etag), (b"cache-control", b"no-cache"), *runtime.cors.headers(scope)]
     if etag_matches(header(scope, b"if-none-match"), etag):
         stats.empty_responses += 1
-        stats.direct_writes += await respond(runtime.fast_path, send, 304, headers=headers)
-        return
+        return 304, headers, b""
     stats.messages_sent += 1
     stats.bytes_sent += len(entry.json)
-    stats.direct_writes += await respond(runtime.fast_path, send, 200, entry.json, headers)
+    return 200, headers, entry.json
+
+
+async def serve(runtime: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
+    status, headers, body = answer(runtime, scope)
+    runtime.stats.poll.direct_writes += await respond(runtime.fast_path, send, status, body, headers)
 
 
 ROUTE = HotRoute(

@@ -5,12 +5,13 @@ through uvicorn's `send`) cost about twice the server CPU per delivery, most of 
 one `write` that matters (docs/benchmarks.md has the figures). An `Outlet` lets the hub write a
 subscriber's pre-encoded bytes straight onto its socket when a tick arrives, in one synchronous
 loop; an `Exchange` sends a short response (poll, long poll) in one write and lets a held request
-wait for "tick or client gone" on one future. Both read uvicorn's httptools request cycle, which
-is not a public API. WebSockets on the fast path run on our own protocol
-(`server.transports.ws_socket`, on websockets' public sans-I/O layer), which `ws_protocol` fits
-into uvicorn's upgrade. The range of uvicorn that pyproject allows is the one tested here;
-`missing()` names anything this module touches that the installed uvicorn lacks, and the server
-then runs the portable path instead, saying so at start-up and in `/api/stats`.
+wait for "tick or client gone" on one future. Both read uvicorn's httptools request cycle, which is
+not a public API. Poll and long poll GETs, and WebSockets, on the fast path run on protocols of our
+own (`server.transports.http_socket` on httptools' parser, `server.transports.ws_socket` on
+websockets' sans-I/O layer), which `http_protocol` and `ws_protocol` fit into uvicorn. The range of
+uvicorn that pyproject allows is the one tested here; `missing()` names anything this module touches
+that the installed uvicorn lacks, and the server then runs the portable path instead, saying so at
+start-up and in `/api/stats`.
 
 The portable path stays correct on its own: every transport test also runs with this one off.
 """

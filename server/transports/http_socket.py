@@ -98,7 +98,7 @@ class HotHttpSocket(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.pending = bytearray()
         """Bytes received and not yet answered: pipelined requests wait here."""
-        self.parser = httptools.HttpRequestParser(self)
+        self.parser: httptools.HttpRequestParser | None = httptools.HttpRequestParser(self)
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
         self.keep_alive = True
@@ -129,6 +129,7 @@ class HotHttpSocket(asyncio.Protocol):
             self.idle_timer = None
         self.drop_hold()
         self.transport = None
+        self.parser = None  # (it refers back to this object: let both go now, not at the next collection)
 
     def pause_writing(self) -> None:
         self.writable = False
@@ -166,6 +167,7 @@ class HotHttpSocket(asyncio.Protocol):
                 self.hand_over()  # a GET with a body, or an upgrade: uvicorn's business
                 return
             self.url, self.headers = b"", []
+            assert self.parser is not None
             try:
                 self.parser.feed_data(head)
             except httptools.HttpParserError:
@@ -269,6 +271,7 @@ class HotHttpSocket(asyncio.Protocol):
             self.idle_timer.cancel()
             self.idle_timer = None
         self.transport = None
+        self.parser = None  # (it refers back to this object: let both go now, not at the next collection)
         data, self.pending = bytes(self.pending), bytearray()
         protocol = self.hand_over_to()
         protocol.connection_made(transport)

@@ -228,12 +228,12 @@ def ws_protocol(make: Callable[[set[Any]], asyncio.Protocol]) -> Callable[..., a
 
 
 def http_protocol(
-    make: Callable[[set[Any], Callable[[], bytes], Callable[[], asyncio.Protocol]], asyncio.Protocol],
+    make: Callable[[set[Any], Callable[[], bytes], Callable[[], asyncio.Protocol], float], asyncio.Protocol],
 ) -> Callable[..., asyncio.Protocol]:
     """What uvicorn's `http=` takes, for our own protocol for poll and long poll GETs
     (`server.transports.http_socket`). `make` gets the server's open connections, its current
-    default header lines (`server`, `date`), and a way to make uvicorn's httptools protocol, to
-    which it hands any connection that asks for something else."""
+    default header lines (`server`, `date`), a way to make uvicorn's httptools protocol (to which
+    it hands any connection that asks for something else), and uvicorn's keep-alive timeout."""
 
     def build(
         *, config: Any, server_state: ServerState, app_state: dict[str, Any], _loop: Any = None
@@ -241,6 +241,9 @@ def http_protocol(
         def uvicorn_protocol() -> asyncio.Protocol:
             return HttpToolsProtocol(config=config, server_state=server_state, app_state=app_state, _loop=_loop)
 
-        return make(server_state.connections, lambda: default_headers(server_state.default_headers), uvicorn_protocol)
+        def current_defaults() -> bytes:  # (uvicorn swaps the list every second, for the date)
+            return default_headers(server_state.default_headers)
+
+        return make(server_state.connections, current_defaults, uvicorn_protocol, config.timeout_keep_alive)
 
     return build

@@ -297,3 +297,15 @@ async def test_a_held_long_poll_gets_a_whole_batch_in_one_answer(either: Running
         stored = await publish(client, either, "TCS", [3700.0, 3700.05, 3700.1])
         answer = await held
     assert answer.json() == {"ticks": stored, "gap": False}
+
+
+async def test_a_fragment_in_the_request_target_is_not_part_of_the_query(door: RunningServer) -> None:
+    """`#...` is dropped before the query is read, as uvicorn does (not a 422 for `after=0#x`)."""
+    host, port = door.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(b"GET /api/longpoll/TCS?after=0#x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    await writer.drain()
+    async with asyncio.timeout(10):
+        answer = await reader.read(-1)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 200 ") and b'"ticks":[' in answer, answer

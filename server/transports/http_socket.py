@@ -16,6 +16,7 @@ This module imports nothing of uvicorn: `server.fast_path.http_protocol` fits it
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import Any, cast
 from urllib.parse import unquote
@@ -23,20 +24,19 @@ from urllib.parse import unquote
 import httptools
 
 from server.hub import Entry, Listener, Subscription
-from server.rawhttp import Answer, HttpError, error_answer, with_length
+from server.rawhttp import Answer, HttpError, error_answer, error_body, with_length
 from server.runtime import Runtime
 from server.transports import longpoll, poll
 from server.wire import http_response
 
 __all__ = ["HotHttpSocket"]
 
+logger = logging.getLogger("pushpull.http")
+
 HOT = (b"GET /api/longpoll/", b"GET /api/price/")
 """Request lines this protocol answers; anything else goes to uvicorn."""
-SHORTEST = min(len(prefix) for prefix in HOT)
 MAX_HEAD = 16 * 1024
-"""A head longer than this goes to uvicorn, which refuses it properly."""
-KEEP_ALIVE = 5.0
-"""Seconds an idle connection stays open after an answer (uvicorn's default)."""
+"""A head longer than this goes to uvicorn; while a poll is held, reading stops past it."""
 
 
 class _Held(Listener):
@@ -72,8 +72,10 @@ class HotHttpSocket(asyncio.Protocol):
         "hold_timer",
         "idle_timer",
         "keep_alive",
+        "keep_alive_s",
         "parser",
         "pending",
+        "reading_paused",
         "runtime",
         "subscription",
         "transport",
@@ -87,6 +89,7 @@ class HotHttpSocket(asyncio.Protocol):
         connections: set[Any],
         default_headers: Callable[[], bytes],
         hand_over_to: Callable[[], asyncio.Protocol],
+        keep_alive_s: float,
     ) -> None:
         self.runtime = runtime
         self.connections = connections
@@ -95,6 +98,9 @@ class HotHttpSocket(asyncio.Protocol):
         """The server's `server` and `date` header lines, current."""
         self.hand_over_to = hand_over_to
         """Makes uvicorn's protocol, for a request this one does not answer."""
+        self.keep_alive_s = keep_alive_s
+        """Seconds a connection may sit idle after an answer (uvicorn's `timeout_keep_alive`)."""
+        self.reading_paused = False
         self.transport: asyncio.Transport | None = None
         self.pending = bytearray()
         """Bytes received and not yet answered: pipelined requests wait here."""
@@ -120,6 +126,8 @@ class HotHttpSocket(asyncio.Protocol):
             self.idle_timer.cancel()
             self.idle_timer = None
         self.pending += data
+        if self.hold is not None and len(self.pending) > MAX_HEAD:
+            self.pause_reading()  # what it sends while it waits queues in its own socket, not here
         self.serve_pending()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -132,11 +140,24 @@ class HotHttpSocket(asyncio.Protocol):
         self.parser = None  # (it refers back to this object: let both go now, not at the next collection)
 
     def pause_writing(self) -> None:
+        """The client is not reading its answers: stop reading its requests too, until it does."""
         self.writable = False
+        self.pause_reading()
 
     def resume_writing(self) -> None:
         self.writable = True
+        self.resume_reading()
         self.serve_pending()
+
+    def pause_reading(self) -> None:
+        if not self.reading_paused and self.transport is not None and not self.transport.is_closing():
+            self.reading_paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.reading_paused and self.transport is not None and not self.transport.is_closing():
+            self.reading_paused = False
+            self.transport.resume_reading()
 
     def shutdown(self) -> None:
         """The server is stopping: an idle connection closes now; a held long poll is answered
@@ -149,10 +170,11 @@ class HotHttpSocket(asyncio.Protocol):
 
     def serve_pending(self) -> None:
         """Answer complete requests in order, while nothing is held and the client reads."""
-        while self.hold is None and self.writable and self.pending and self.transport is not None:
+        while self.hold is None and self.writable and self.keep_alive and self.pending and self.transport is not None:
             pending = self.pending
             if not pending.startswith(HOT):
-                if len(pending) < SHORTEST and any(prefix.startswith(bytes(pending)) for prefix in HOT):
+                start = bytes(pending[:32])
+                if any(len(start) < len(prefix) and prefix.startswith(start) for prefix in HOT):
                     return  # too short to tell yet
                 self.hand_over()
                 return
@@ -174,8 +196,14 @@ class HotHttpSocket(asyncio.Protocol):
                 self.hand_over()
                 return
             del pending[: end + 4]
-            self.keep_alive = self.keep_alive and self.parser.should_keep_alive()
-            self.answer()
+            http_1_1 = self.parser.get_http_version() == "1.1"  # uvicorn closes every HTTP/1.0 connection
+            self.keep_alive = self.keep_alive and http_1_1 and self.parser.should_keep_alive()
+            try:
+                self.answer()
+            except Exception:  # a bug: answer as the ASGI path would, and close
+                logger.exception("answering %r failed", self.url)
+                self.keep_alive = False
+                self.respond((500, [], error_body("Internal Server Error")), self.runtime.stats.poll)
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -185,7 +213,8 @@ class HotHttpSocket(asyncio.Protocol):
 
     def answer(self) -> None:
         runtime = self.runtime
-        path, _, query = self.url.partition(b"?")
+        url = httptools.parse_url(self.url)  # (as uvicorn does: a `#fragment` is not the query)
+        path, query = url.path or b"", url.query or b""
         text = path.decode("latin-1")
         path_text = unquote(text) if "%" in text else text
         scope = {"path": path_text, "query_string": query, "headers": self.headers}
@@ -204,7 +233,7 @@ class HotHttpSocket(asyncio.Protocol):
 
     def respond(self, answer: Answer, stats: Any) -> None:
         transport = self.transport
-        if transport is None:
+        if transport is None or transport.is_closing():
             return
         status, headers, body = answer
         headers = with_length(status, body, headers)
@@ -214,12 +243,15 @@ class HotHttpSocket(asyncio.Protocol):
         if close:
             self.keep_alive = False
             transport.close()
-        elif not self.pending:
-            self.idle_timer = asyncio.get_running_loop().call_later(KEEP_ALIVE, self.close_idle)
+            return
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+        self.idle_timer = asyncio.get_running_loop().call_later(self.keep_alive_s, self.close_idle)
 
     def close_idle(self) -> None:
+        """Nothing came (or not a whole request) since the last answer, in `keep_alive_s`."""
         self.idle_timer = None
-        if self.transport is not None and self.hold is None and not self.pending:
+        if self.transport is not None and self.hold is None:
             self.transport.close()
 
     # A held long poll
@@ -256,7 +288,14 @@ class HotHttpSocket(asyncio.Protocol):
             return
         if self.runtime.hub.closing:
             self.keep_alive = False
-        self.respond(longpoll.after_hold(self.runtime, hold), self.runtime.stats.longpoll)
+        self.resume_reading()
+        try:
+            answer = longpoll.after_hold(self.runtime, hold)
+        except Exception:  # a bug: answer as the ASGI path would, and close
+            logger.exception("answering a held long poll failed")
+            self.keep_alive = False
+            answer = (500, [], error_body("Internal Server Error"))
+        self.respond(answer, self.runtime.stats.longpoll)
         self.serve_pending()
 
     # Not ours
@@ -273,6 +312,7 @@ class HotHttpSocket(asyncio.Protocol):
         self.transport = None
         self.parser = None  # (it refers back to this object: let both go now, not at the next collection)
         data, self.pending = bytes(self.pending), bytearray()
+        self.resume_reading()  # (uvicorn's protocol does its own flow control)
         protocol = self.hand_over_to()
         protocol.connection_made(transport)
         transport.set_protocol(protocol)

@@ -309,3 +309,20 @@ async def test_a_fragment_in_the_request_target_is_not_part_of_the_query(door: R
         answer = await reader.read(-1)
     writer.close()
     assert answer.startswith(b"HTTP/1.1 200 ") and b'"ticks":[' in answer, answer
+
+
+async def test_an_idle_keep_alive_connection_is_closed_after_five_seconds(door: RunningServer) -> None:
+    """After its answer, a connection that asks nothing more is closed by the server (uvicorn's
+    keep-alive timeout, 5 s), on our protocol as on uvicorn's."""
+    host, port = door.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(b"GET /api/price/TCS HTTP/1.1\r\nHost: x\r\n\r\n")
+    await writer.drain()
+    loop = asyncio.get_running_loop()
+    asked = loop.time()
+    async with asyncio.timeout(15):
+        answer = await reader.read(-1)  # the answer, then EOF when the server closes
+    waited = loop.time() - asked
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 200 "), answer
+    assert waited > 4, waited  # it was the keep-alive timeout that closed it (and within 15 s, or the read fails)

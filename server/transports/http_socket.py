@@ -70,6 +70,7 @@ class HotHttpSocket(asyncio.Protocol):
         "held",
         "hold",
         "hold_timer",
+        "idle_since",
         "idle_timer",
         "keep_alive",
         "keep_alive_s",
@@ -101,6 +102,8 @@ class HotHttpSocket(asyncio.Protocol):
         self.keep_alive_s = keep_alive_s
         """Seconds a connection may sit idle after an answer (uvicorn's `timeout_keep_alive`)."""
         self.reading_paused = False
+        self.idle_since = 0.0
+        """When the last answer went out, while nothing has come since (0: something has)."""
         self.transport: asyncio.Transport | None = None
         self.pending = bytearray()
         """Bytes received and not yet answered: pipelined requests wait here."""
@@ -122,9 +125,7 @@ class HotHttpSocket(asyncio.Protocol):
         self.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
-        if self.idle_timer is not None:
-            self.idle_timer.cancel()
-            self.idle_timer = None
+        self.idle_since = 0.0  # not idle: a request is coming
         self.pending += data
         if self.hold is not None and len(self.pending) > MAX_HEAD:
             self.pause_reading()  # what it sends while it waits queues in its own socket, not here
@@ -244,14 +245,21 @@ class HotHttpSocket(asyncio.Protocol):
             self.keep_alive = False
             transport.close()
             return
-        if self.idle_timer is not None:
-            self.idle_timer.cancel()
-        self.idle_timer = asyncio.get_running_loop().call_later(self.keep_alive_s, self.close_idle)
+        loop = asyncio.get_running_loop()
+        self.idle_since = loop.time()
+        if self.idle_timer is None:  # (one timer per connection, re-armed when it fires, not one per answer)
+            self.idle_timer = loop.call_later(self.keep_alive_s, self.close_idle)
 
     def close_idle(self) -> None:
-        """Nothing came (or not a whole request) since the last answer, in `keep_alive_s`."""
+        """Close a connection that sent nothing for `keep_alive_s` after its last answer."""
         self.idle_timer = None
-        if self.transport is not None and self.hold is None:
+        if self.transport is None or self.hold is not None or not self.idle_since:
+            return  # gone, held (its answer re-arms this), or a request is on its way
+        loop = asyncio.get_running_loop()
+        left = self.idle_since + self.keep_alive_s - loop.time()
+        if left > 0:
+            self.idle_timer = loop.call_later(left, self.close_idle)
+        else:
             self.transport.close()
 
     # A held long poll

@@ -253,11 +253,23 @@ async def test_cors_covers_the_routes_fastapi_serves_too(either: RunningServer) 
             assert got == ([origin] if allowed else []), (origin, got)
 
 
+async def until_closed(server: RunningServer, raw: bytes, timeout: float = 10) -> bytes:
+    """Send raw bytes on a new connection; everything the server answers, until it closes it."""
+    host, port = server.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(raw)
+        await writer.drain()
+        async with asyncio.timeout(timeout):
+            return await reader.read(-1)
+    finally:
+        writer.close()
+
+
 async def test_pipelined_requests_are_answered_in_order_across_every_kind_of_route(door: RunningServer) -> None:
     """A price, a long poll, a publish (a POST with a body) and the stats, pipelined on one
     connection: four answers in order. On the fast path the first two are ours and the connection
     is then handed to uvicorn with the rest of the bytes."""
-    host, port = door.url.removeprefix("http://").split(":")
     body = json.dumps({"symbol": "TCS", "price": 3600.0}).encode()
     requests = (
         b"GET /api/price/TCS HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -266,25 +278,14 @@ async def test_pipelined_requests_are_answered_in_order_across_every_kind_of_rou
         b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body + b""
         b"GET /api/stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     )
-    reader, writer = await asyncio.open_connection(host, int(port))
-    writer.write(requests)
-    await writer.drain()
-    async with asyncio.timeout(10):
-        answers = await reader.read(-1)  # the server closes after the last (`Connection: close`)
-    writer.close()
+    answers = await until_closed(door, requests)  # (the last says `Connection: close`)
     statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", answers)
     assert statuses == [b"200", b"200", b"201", b"200"], answers
     assert b'"price":3600.0' in answers and b'"transports"' in answers
 
 
 async def test_an_http_1_0_poll_is_answered_and_closed(door: RunningServer) -> None:
-    host, port = door.url.removeprefix("http://").split(":")
-    reader, writer = await asyncio.open_connection(host, int(port))
-    writer.write(b"GET /api/price/RELIANCE HTTP/1.0\r\n\r\n")
-    await writer.drain()
-    async with asyncio.timeout(10):
-        answer = await reader.read(-1)  # EOF: the server closed it
-    writer.close()
+    answer = await until_closed(door, b"GET /api/price/RELIANCE HTTP/1.0\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 200 ") and b'"symbol":"RELIANCE"' in answer, answer
 
 
@@ -301,28 +302,18 @@ async def test_a_held_long_poll_gets_a_whole_batch_in_one_answer(either: Running
 
 async def test_a_fragment_in_the_request_target_is_not_part_of_the_query(door: RunningServer) -> None:
     """`#...` is dropped before the query is read, as uvicorn does (not a 422 for `after=0#x`)."""
-    host, port = door.url.removeprefix("http://").split(":")
-    reader, writer = await asyncio.open_connection(host, int(port))
-    writer.write(b"GET /api/longpoll/TCS?after=0#x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-    await writer.drain()
-    async with asyncio.timeout(10):
-        answer = await reader.read(-1)
-    writer.close()
+    answer = await until_closed(
+        door, b"GET /api/longpoll/TCS?after=0#x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
     assert answer.startswith(b"HTTP/1.1 200 ") and b'"ticks":[' in answer, answer
 
 
 async def test_an_idle_keep_alive_connection_is_closed_after_five_seconds(door: RunningServer) -> None:
     """After its answer, a connection that asks nothing more is closed by the server (uvicorn's
     keep-alive timeout, 5 s), on our protocol as on uvicorn's."""
-    host, port = door.url.removeprefix("http://").split(":")
-    reader, writer = await asyncio.open_connection(host, int(port))
-    writer.write(b"GET /api/price/TCS HTTP/1.1\r\nHost: x\r\n\r\n")
-    await writer.drain()
     loop = asyncio.get_running_loop()
     asked = loop.time()
-    async with asyncio.timeout(15):
-        answer = await reader.read(-1)  # the answer, then EOF when the server closes
+    answer = await until_closed(door, b"GET /api/price/TCS HTTP/1.1\r\nHost: x\r\n\r\n", timeout=15)
     waited = loop.time() - asked
-    writer.close()
     assert answer.startswith(b"HTTP/1.1 200 "), answer
     assert waited > 4, waited  # it was the keep-alive timeout that closed it (and within 15 s, or the read fails)

@@ -20,7 +20,7 @@ from starlette.types import Receive, Scope, Send
 if TYPE_CHECKING:
     from server.runtime import Runtime
 
-__all__ = ["Handler", "HeaderDoc", "HotRoute", "ResponseDoc", "document"]
+__all__ = ["UNKNOWN_SYMBOL", "Handler", "HeaderDoc", "HotRoute", "ResponseDoc", "document"]
 
 Handler = Callable[["Runtime", Scope, Receive, Send], Awaitable[None]]
 
@@ -43,6 +43,9 @@ class ResponseDoc:
     """A non-JSON body's media type (`text/event-stream`)."""
     batch: str | None = None
     """Also documents `{batch: [model, ...]}`, what a batch request gets."""
+
+
+UNKNOWN_SYMBOL = ResponseDoc("Unknown symbol.")
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,17 +51,7 @@ class Entry(Encodings):
 
     @classmethod
     def encode(cls, tick: Tick) -> Entry:
-        encoded = Encodings.of(tick.to_json(), tick.epoch, tick.seq)
-        return cls(
-            json=encoded.json,
-            sse=encoded.sse,
-            sse_direct=encoded.sse_direct,
-            ws=encoded.ws,
-            ws_direct=encoded.ws_direct,
-            tick=tick,
-            symbol=tick.symbol,
-            seq=tick.seq,
-        )
+        return cls.of(tick.to_json(), tick.epoch, tick.seq, tick=tick, symbol=tick.symbol, seq=tick.seq)
 
 
 class Listener:
@@ -132,9 +122,6 @@ class _Audience:
 
     def __len__(self) -> int:
         return len(self._members)
-
-    def __contains__(self, listener: object) -> bool:
-        return listener in self._members
 
     def add(self, listener: Listener) -> None:
         if listener not in self._members:

@@ -64,7 +64,7 @@ class StreamSubscriber(Listener, Generic[P]):
         outlet = self.outlet
         if outlet is not None and not self.stalled and outlet.ready():
             outlet.write(framer.heartbeat_direct)
-            self.stats.bytes_sent += framer.size(framer.heartbeat)
+            self.stats.bytes_sent += len(framer.heartbeat)
             self.stats.direct_writes += 1
         else:
             self.beat_due = True
@@ -102,7 +102,7 @@ class StreamSubscriber(Listener, Generic[P]):
     async def catch_up(self, send: Callable[[list[P]], Awaitable[None]]) -> None:
         """Send the backlog, and whatever arrives meanwhile, until there is none; then the hub
         writes again (`stalled` cleared). Returns early if the client left or the server closes."""
-        stats, size = self.stats, self.framer.size
+        stats = self.stats
         while not (self.left or self.hub.closing):
             self.stalled = True
             payloads, ticks = self.backlog()
@@ -116,4 +116,4 @@ class StreamSubscriber(Listener, Generic[P]):
             if self.left or (self.outlet is not None and self.outlet.gone()):
                 return  # (the send found the client gone: nothing was delivered)
             stats.messages_sent += ticks
-            stats.bytes_sent += sum(size(payload) for payload in payloads)
+            stats.bytes_sent += sum(len(payload) for payload in payloads)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, Self, TypeVar
 
 __all__ = [
     "SSE",
@@ -130,8 +130,8 @@ class Encodings:
     """`ws` framed as one WebSocket text frame, likewise; and `len(ws)`."""
 
     @classmethod
-    def of(cls, body: bytes, epoch: str, seq: int) -> Encodings:
-        """Every form of the tick whose JSON is `body`."""
+    def of(cls, body: bytes, epoch: str, seq: int, /, **extra: Any) -> Self:
+        """Every form of the tick whose JSON is `body` (`extra`: a subclass's own fields)."""
         sse = b"id: %s:%d\nevent: tick\ndata: %s\n\n" % (epoch.encode(), seq, body)
         ws = b'{"type":"tick",' + body[1:]
         return cls(
@@ -140,6 +140,7 @@ class Encodings:
             sse_direct=(chunk(sse), len(sse)),
             ws=ws.decode(),
             ws_direct=(ws_text_frame(ws), len(ws)),
+            **extra,
         )
 
 
@@ -161,10 +162,6 @@ class Framer(Protocol, Generic[P]):
 
     def gap(self, symbol: str, epoch: str, reason: str) -> P: ...
 
-    def size(self, payload: P) -> int:
-        """Payload bytes, for the `bytes_sent` counter."""
-        ...
-
 
 class _SseFramer:
     heartbeat: bytes | None = SSE_HEARTBEAT
@@ -182,10 +179,6 @@ class _SseFramer:
     def gap(symbol: str, epoch: str, reason: str) -> bytes:
         return sse_gap(symbol, epoch, reason)
 
-    @staticmethod
-    def size(payload: bytes) -> int:
-        return len(payload)
-
 
 class _WsFramer:
     heartbeat: str | None = None  # WebSocket keep-alive is the server's ping frames, not ours
@@ -202,10 +195,6 @@ class _WsFramer:
     @staticmethod
     def gap(symbol: str, epoch: str, reason: str) -> str:
         return ws_message("gap", symbol=symbol, epoch=epoch, reason=reason)
-
-    @staticmethod
-    def size(payload: str) -> int:
-        return len(payload)
 
 
 SSE: Framer[bytes] = _SseFramer()

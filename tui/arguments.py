@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 from urllib.parse import urlsplit
 
-from tui.defaults import MAX_PANES
+from server.commandline import number
+from tui.defaults import DEFAULT_POLL_INTERVAL, DEFAULT_TICK_RATE, MAX_PANES, POLL_INTERVAL_RANGE
 
-__all__ = ["mode_list", "server_url"]
+__all__ = ["add_feed_options", "bundled_server_args", "mode_list", "refused_with_server", "server_url"]
 
 
 def server_url(text: str) -> str:
@@ -37,9 +38,6 @@ def mode_list(text: str) -> list[str]:
 
 def add_feed_options(parser: argparse.ArgumentParser) -> None:
     """`--poll-interval`, and `--tick-rate` / `--seed` for a bundled server (see `refused_with_server`)."""
-    from server.commandline import number
-    from tui.defaults import DEFAULT_POLL_INTERVAL, DEFAULT_TICK_RATE, POLL_INTERVAL_RANGE
-
     low, high = POLL_INTERVAL_RANGE
     parser.add_argument(
         "--poll-interval",
@@ -69,8 +67,6 @@ def refused_with_server(args: argparse.Namespace) -> str | None:
 
 def bundled_server_args(args: argparse.Namespace) -> list[str]:
     """The bundled server's flags from `--tick-rate` and `--seed`."""
-    from tui.defaults import DEFAULT_TICK_RATE
-
     tick_rate = DEFAULT_TICK_RATE if args.tick_rate is None else args.tick_rate
     server_args = ["--tick-rate", f"{tick_rate:g}"]
     if args.seed is not None:

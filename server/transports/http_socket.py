@@ -26,6 +26,7 @@ import httptools
 from server.hub import Entry, Listener, Subscription
 from server.rawhttp import Answer, HttpError, error_answer, error_body, with_length
 from server.runtime import Runtime
+from server.stats import TransportStats
 from server.transports import longpoll, poll
 from server.wire import http_response
 
@@ -33,7 +34,7 @@ __all__ = ["HotHttpSocket"]
 
 logger = logging.getLogger("pushpull.http")
 
-HOT = (b"GET /api/longpoll/", b"GET /api/price/")
+HOT = tuple(b"GET " + prefix.encode() for prefix in (longpoll.PREFIX, poll.PREFIX))
 """Request lines this protocol answers; anything else goes to uvicorn."""
 MAX_HEAD = 16 * 1024
 """A head longer than this goes to uvicorn; while a poll is held, reading stops past it."""
@@ -219,7 +220,7 @@ class HotHttpSocket(asyncio.Protocol):
         text = path.decode("latin-1")
         path_text = unquote(text) if "%" in text else text
         scope = {"path": path_text, "query_string": query, "headers": self.headers}
-        is_poll = path_text.startswith("/api/price/")
+        is_poll = path_text.startswith(poll.PREFIX)
         try:
             if is_poll:
                 outcome: Answer | longpoll.Hold = poll.answer(runtime, scope)
@@ -232,7 +233,7 @@ class HotHttpSocket(asyncio.Protocol):
         else:
             self.respond(outcome, runtime.stats.poll if is_poll else runtime.stats.longpoll)
 
-    def respond(self, answer: Answer, stats: Any) -> None:
+    def respond(self, answer: Answer, stats: TransportStats) -> None:
         transport = self.transport
         if transport is None or transport.is_closing():
             return

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel, Field
 from starlette.types import Receive, Scope, Send
 
-from server.hot_routes import HotRoute, ResponseDoc
+from server.hot_routes import UNKNOWN_SYMBOL, HotRoute, ResponseDoc
 from server.hub import Entry, Topic
 from server.rawhttp import (
     Answer,
@@ -154,7 +154,7 @@ ROUTE = HotRoute(
     responses={
         200: ResponseDoc("The ticks after `after`, or the latest with `gap` set.", LongPollReply),
         204: ResponseDoc("Nothing newer than `after` arrived within `timeout`."),
-        404: ResponseDoc("Unknown symbol."),
+        404: UNKNOWN_SYMBOL,
         503: ResponseDoc("Too many open connections, or the server is shutting down (`retry-after`)."),
     },
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.types import Receive, Scope, Send
 
-from server.hot_routes import HeaderDoc, HotRoute, ResponseDoc
+from server.hot_routes import UNKNOWN_SYMBOL, HeaderDoc, HotRoute, ResponseDoc
 from server.rawhttp import Answer, header, path_symbol, respond
 from server.runtime import Runtime
 from server.schema import Tick
@@ -53,7 +53,7 @@ ROUTE = HotRoute(
     responses={
         200: ResponseDoc("The latest tick, with its `ETag`.", Tick),
         304: ResponseDoc("Not modified: the ETag still names the latest tick."),
-        404: ResponseDoc("Unknown symbol."),
+        404: UNKNOWN_SYMBOL,
         503: ResponseDoc("No tick yet (history was reset); try again shortly."),
     },
 )

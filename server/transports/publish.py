@@ -9,7 +9,7 @@ from fastapi import Request
 from pydantic import TypeAdapter
 from starlette.types import Receive, Scope, Send
 
-from server.hot_routes import HotRoute, ResponseDoc
+from server.hot_routes import UNKNOWN_SYMBOL, HotRoute, ResponseDoc
 from server.rawhttp import HttpError, header, read_body, respond, validated_body
 from server.runtime import Runtime
 from server.schema import BatchPublish, PublishItem, Tick, round_to_tick
@@ -87,7 +87,7 @@ ROUTE = HotRoute(
         201: ResponseDoc('The stored tick, or `{"ticks": [...]}` for a batch.', Tick, batch="ticks"),
         401: ResponseDoc("Missing or wrong bearer token."),
         403: ResponseDoc("Publishing is off (no `--publish-token`)."),
-        404: ResponseDoc("Unknown symbol."),
+        404: UNKNOWN_SYMBOL,
         413: ResponseDoc("Body over 64 KiB."),
     },
     request_body={

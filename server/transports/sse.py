@@ -11,7 +11,7 @@ import asyncio
 from pydantic import BaseModel, Field
 from starlette.types import Receive, Scope, Send
 
-from server.hot_routes import HeaderDoc, HotRoute, ResponseDoc
+from server.hot_routes import UNKNOWN_SYMBOL, HeaderDoc, HotRoute, ResponseDoc
 from server.hub import Hub, Topic
 from server.rawhttp import HttpError, client_gone_is_quiet, header, path_symbol, validated_query
 from server.runtime import Runtime
@@ -159,7 +159,7 @@ ROUTE = HotRoute(
     headers=(HeaderDoc("Last-Event-ID", "Resume point (a reconnecting EventSource sends it).", MAX_EVENT_ID),),
     responses={
         200: ResponseDoc("`event: tick` events, forever.", media_type="text/event-stream"),
-        404: ResponseDoc("Unknown symbol."),
+        404: UNKNOWN_SYMBOL,
         503: ResponseDoc("Too many open connections."),
     },
 )

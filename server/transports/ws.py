@@ -96,8 +96,8 @@ class WsConnection(StreamSubscriber[str]):
 
     def closed(self) -> None:
         """The socket is gone: leave every topic, stop writing, stop counting."""
-        if self.left and self not in self.runtime.ws_connections:
-            return
+        if self not in self.runtime.ws_connections:
+            return  # closed already
         self.left = True
         if self.writer is not None:
             self.writer.cancel()

@@ -24,22 +24,21 @@ from websockets.protocol import Protocol, Side, State
 from websockets.server import ServerProtocol
 
 from server.fast_path import Outlet
-from server.rawhttp import error_body
+from server.rawhttp import error_body, with_length
 from server.runtime import Runtime
 from server.schema import MAX_MESSAGE_BYTES
 from server.transports.ws import CLOSE_WAIT, FULL, KEEPALIVE, PATH, WsConnection
-from server.wire import ws_text_frame
+from server.wire import http_response, ws_text_frame
 
 __all__ = ["WebSocketSocket"]
 
 logger = logging.getLogger("pushpull.ws")
 
 
-def _refusal(status: int, phrase: bytes, detail: str) -> bytes:
+def _refusal(status: int, detail: str) -> bytes:
     """A complete HTTP refusal of the upgrade, with a JSON body like the API's other errors."""
     body = error_body(detail)
-    head = b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n"
-    return head % (status, phrase, len(body)) + body
+    return http_response(status, b"", with_length(status, body, ()), body, close=True)
 
 
 class WebSocketSocket(asyncio.Protocol):
@@ -144,19 +143,19 @@ class WebSocketSocket(asyncio.Protocol):
         shake.receive_data(data)
         requests = [event for event in shake.events_received() if isinstance(event, Request)]
         if not requests:
-            self.transport.write(b"".join(shake.data_to_send()) or _refusal(400, b"Bad Request", "bad upgrade"))
+            self.transport.write(b"".join(shake.data_to_send()) or _refusal(400, "bad upgrade"))
             self.transport.close()
             return
         request = requests[0]
         if request.path.partition("?")[0] != PATH:
-            self.transport.write(_refusal(404, b"Not Found", "Not Found"))
+            self.transport.write(_refusal(404, "Not Found"))
             self.transport.close()
             return
         stats = self.runtime.stats.ws
         stats.requests += 1
         if self.runtime.at_capacity():
             stats.rejected += 1
-            self.transport.write(_refusal(503, b"Service Unavailable", FULL))
+            self.transport.write(_refusal(503, FULL))
             self.transport.close()
             return
         response = shake.accept(request)

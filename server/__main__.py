@@ -15,15 +15,17 @@ from typing import cast
 import uvicorn
 
 from server.app import create_app
+from server.broker import public_url
 from server.cli import parse_settings
 from server.commandline import UsageError, fail
-from server.fast_path import HTTP_PROTOCOL, WS_PROTOCOL, http_protocol, ws_protocol
+from server.fast_path import HTTP_PROTOCOL, WS_PROTOCOL, FastPath, http_protocol, ws_protocol
 from server.gc_tuning import tune_gc
 from server.runtime import Runtime
 from server.schema import MAX_MESSAGE_BYTES
 from server.settings import Settings
 from server.transports.http_socket import HotHttpSocket
 from server.transports.ws_socket import WebSocketSocket
+from server.workers import supervise
 
 __all__ = ["main"]
 
@@ -91,16 +93,9 @@ def bind(settings: Settings) -> socket.socket:
     return sock
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    try:
-        settings = parse_settings(argv)
-        sock = bind(settings)
-    except UsageError as exc:
-        fail("pushpull-server", str(exc))
-    try:
-        app = create_app(settings)
-    except ValueError as exc:
-        fail("pushpull-server", str(exc))
+def serve(settings: Settings, sock: socket.socket) -> int:
+    """Run one server process on a bound socket until a signal; its exit status."""
+    app = create_app(settings)
     config = uvicorn.Config(
         app,
         http=http_protocol_for(app.runtime),
@@ -118,18 +113,37 @@ def main(argv: Sequence[str] | None = None) -> None:
         logging.getLogger("uvicorn.access").setLevel(logging.INFO)
     server = _Server(config, app.runtime)
     tune_gc()
-    host, port = sock.getsockname()[:2]
-    shown_host = f"[{host}]" if ":" in host else host
-    print(
-        f"pushpull-server listening on http://{shown_host}:{port} "
-        f"(broker {settings.broker}, {len(settings.symbols)} symbols, {settings.tick_rate:g} ticks/s each)",
-        flush=True,
-    )
-    fast_path = app.runtime.fast_path
-    print(f"fast path {'on' if fast_path.on else 'off'}: {fast_path.reason}", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
         server.run(sockets=[sock])
-    raise SystemExit(0 if server.started else 1)
+    return 0 if server.started else 1
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    try:
+        settings = parse_settings(argv)
+        sock = bind(settings)
+    except UsageError as exc:
+        fail("pushpull-server", str(exc))
+    if settings.broker != "memory":
+        from server.broker.redis import reachable
+
+        problem = reachable(settings.broker)
+        if problem is not None:
+            sock.close()
+            fail("pushpull-server", problem, status=1)
+    host, port = sock.getsockname()[:2]
+    shown_host = f"[{host}]" if ":" in host else host
+    workers = f", {settings.workers} workers" if settings.workers > 1 else ""
+    print(
+        f"pushpull-server listening on http://{shown_host}:{port} (broker {public_url(settings.broker)}, "
+        f"{len(settings.symbols)} symbols, {settings.tick_rate:g} ticks/s each{workers})",
+        flush=True,
+    )
+    fast_path = FastPath.detect(settings.fast_path)
+    print(f"fast path {'on' if fast_path.on else 'off'}: {fast_path.reason}", flush=True)
+    if settings.workers > 1:
+        raise SystemExit(supervise(settings.workers, functools.partial(serve, settings, sock), "pushpull-server"))
+    raise SystemExit(serve(settings, sock))
 
 
 if __name__ == "__main__":

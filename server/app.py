@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -35,25 +36,28 @@ def create_app(settings: Settings | None = None) -> FrontDoor:
     Under uvicorn with httptools, poll, long poll and SSE take the fast path; WebSockets take it
     only with our own protocol, which `pushpull-server` gives uvicorn (`server.__main__`)."""
     settings = settings or Settings()
-    runtime = Runtime(
-        settings=settings, broker=make_broker(settings.broker), hub=Hub(settings.symbols, settings.history)
-    )
+    runtime = Runtime(settings=settings, broker=make_broker(settings), hub=Hub(settings.symbols, settings.history))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         broker, hub = runtime.broker, runtime.hub
         await broker.start(hub.deliver)
-        hub.reset_epoch(broker.epoch)
+        if hub.epoch != broker.epoch:
+            hub.reset_epoch(broker.epoch)
         feed = PriceFeed(settings.symbols, settings.tick_rate, settings.seed)
-        for symbol in settings.symbols:
-            for tick in await broker.history(symbol, settings.history):
-                hub.deliver(tick)
-        await runtime.publish([item for item in feed.opening() if hub.topics[item[0]].latest is None])
+        opened = await broker.open([item for item in feed.opening() if hub.topics[item[0]].latest is None])
+        runtime.stats.ticks_published += len(opened)
+
+        async def run_feed() -> None:
+            feed.continue_from({s: t.latest.tick.price for s, t in hub.topics.items() if t.latest is not None})
+            await feed.run(functools.partial(runtime.publish, lease="feed"))
+
         tasks = [
-            asyncio.create_task(feed.run(runtime.publish), name="feed"),
             asyncio.create_task(_heartbeat(hub, settings.heartbeat), name="heartbeat"),
             asyncio.create_task(ws.sweep(runtime), name="ws-sweeper"),
         ]
+        if settings.tick_rate > 0:
+            tasks.append(asyncio.create_task(broker.exclusive("feed", run_feed), name="feed"))
         try:
             yield
         finally:

@@ -91,7 +91,16 @@ OPTIONS: list[tuple[str, dict[str, Any]]] = [
         {
             "type": _typed("broker", _broker, "memory or redis://HOST:PORT/DB"),
             "default": DEFAULTS.broker,
-            "help": "memory (default) or redis://HOST:PORT/DB",
+            "help": "memory (default) or redis://[:PASSWORD@]HOST:PORT/DB (rediss:// for TLS): "
+            "several server processes share one Redis",
+        },
+    ),
+    (
+        "--workers",
+        {
+            "type": integer(1, 64),
+            "default": DEFAULTS.workers,
+            "help": "server processes on one port, so every core serves; over 1 needs a Redis broker (default 1)",
         },
     ),
     (
@@ -231,7 +240,13 @@ def parse_settings(argv: Sequence[str] | None = None, environ: dict[str, str] | 
     history: int = args.history
     if args.ws_max_lag is not None and args.ws_max_lag >= history:
         raise UsageError(f"--ws-max-lag ({args.ws_max_lag}) must be below --history ({history})")
+    if args.workers > 1 and args.broker == "memory":
+        raise UsageError(
+            f"--workers {args.workers} needs --broker redis://...: with the in-process broker every worker "
+            "would run its own feed and count seq on its own, so clients would see different ticks"
+        )
     return Settings(
+        workers=args.workers,
         host=args.host,
         port=args.port,
         symbols=tuple(args.symbols),

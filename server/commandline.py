@@ -32,10 +32,10 @@ class ArgumentParser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def fail(prog: str, message: str) -> NoReturn:
-    """Print `prog: error: message` on stderr and exit 2."""
+def fail(prog: str, message: str, status: int = 2) -> NoReturn:
+    """Print `prog: error: message` on stderr and exit (2: a usage error)."""
     print(f"{prog}: error: {message}", file=sys.stderr)
-    raise SystemExit(2)
+    raise SystemExit(status)
 
 
 @contextlib.contextmanager

@@ -13,6 +13,7 @@ import math
 import random
 from collections.abc import Awaitable, Callable, Sequence
 
+from server.broker import BrokerUnavailable, LeaseLost
 from server.schema import round_to_tick
 
 __all__ = ["OPENING_PRICES", "PriceFeed"]
@@ -48,6 +49,11 @@ class PriceFeed:
     def opening(self) -> list[tuple[str, float]]:
         return list(self.prices.items())
 
+    def continue_from(self, prices: dict[str, float]) -> None:
+        """Walk on from these prices (the last published), not from the opening: a process that
+        takes the feed over from another must not jump the price back."""
+        self.prices.update((s, p) for s, p in prices.items() if s in self.prices)
+
     def step(self, symbol: str) -> float:
         """Move one symbol's price by one random-walk step; always at least one tick above zero."""
         moved = self.prices[symbol] * math.exp(self._random.gauss(0.0, VOLATILITY_PER_TICK))
@@ -76,5 +82,9 @@ class PriceFeed:
                 heapq.heappush(arrivals, (at + self._random.expovariate(self.rate), symbol))
             try:
                 await publish(batch)
+            except BrokerUnavailable:  # the broker warns once per outage; these ticks are never published
+                pass
+            except LeaseLost:  # another process runs the feed now
+                return
             except Exception:  # a bad moment (a broker hiccup) must not end the simulator for good
                 logger.exception("the feed could not publish %d tick(s); going on", len(batch))

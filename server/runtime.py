@@ -59,8 +59,8 @@ class Runtime:
             raise HTTPException(503, f"no tick yet for {symbol!r}; try again shortly")
         return entry
 
-    async def publish(self, items: Sequence[tuple[str, float]]) -> list[Tick]:
-        ticks = await self.broker.publish(items)
+    async def publish(self, items: Sequence[tuple[str, float]], *, lease: str | None = None) -> list[Tick]:
+        ticks = await self.broker.publish(items, lease=lease)
         self.stats.ticks_published += len(ticks)
         return ticks
 

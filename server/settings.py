@@ -19,6 +19,8 @@ class Settings:
     """Mean ticks per second per symbol (Poisson arrivals); 0 turns the simulator off."""
     seed: int | None = None
     broker: str = "memory"
+    workers: int = 1
+    """Server processes sharing the listening socket (more than 1 needs a Redis broker)."""
     publish_token: str | None = None
     history: int = 1000
     """Ticks kept per symbol for resume; a cursor older than this gets a gap."""

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from server.broker import TickSink
 from server.schema import Tick, publish_time
 
-__all__ = ["MemoryBroker"]
+__all__ = ["MemoryBroker", "new_epoch"]
 
 
 def new_epoch() -> str:
@@ -20,6 +20,9 @@ class MemoryBroker:
     """Counts `seq` per symbol and hands each tick straight to the hub, synchronously."""
 
     name = "memory"
+    problem = None
+    held: frozenset[str] = frozenset(("feed", "webhooks"))
+    """One process holds every lease."""
 
     def __init__(self) -> None:
         self._epoch = new_epoch()
@@ -36,7 +39,7 @@ class MemoryBroker:
     async def stop(self) -> None:
         self._sink = None
 
-    async def publish(self, items: Sequence[tuple[str, float]]) -> list[Tick]:
+    async def publish(self, items: Sequence[tuple[str, float]], *, lease: str | None = None) -> list[Tick]:
         now = publish_time()
         ticks: list[Tick] = []
         for symbol, price in items:
@@ -48,5 +51,8 @@ class MemoryBroker:
                 self._sink(tick)
         return ticks
 
-    async def history(self, symbol: str, limit: int) -> list[Tick]:
-        return []
+    async def open(self, items: Sequence[tuple[str, float]]) -> list[Tick]:
+        return await self.publish([(symbol, price) for symbol, price in items if symbol not in self._seq])
+
+    async def exclusive(self, lease: str, work: Callable[[], Awaitable[None]]) -> None:
+        await work()

@@ -6,7 +6,7 @@ import time
 from typing import Annotated, Any
 
 import psutil
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, HTTPException
 
 from server import __version__
 from server.runtime import Runtime, get_runtime
@@ -19,8 +19,12 @@ router = APIRouter(tags=["meta"])
 _process = psutil.Process()
 
 
-@router.get("/healthz")
-async def healthz() -> dict[str, str]:
+@router.get("/healthz", responses={503: {"description": "The broker (Redis) is unreachable; says why."}})
+async def healthz(runtime: Annotated[Runtime, Depends(get_runtime)]) -> dict[str, str]:
+    """200 while this process can serve every tick; 503 with the reason while its broker cannot."""
+    problem = runtime.broker.problem
+    if problem is not None:
+        raise HTTPException(503, problem)
     return {"status": "ok"}
 
 
@@ -46,6 +50,8 @@ async def stats(runtime: Annotated[Runtime, Depends(get_runtime)]) -> dict[str, 
         "ticks_published": runtime.stats.ticks_published,
         "rss_bytes": _process.memory_info().rss,
         "broker": runtime.broker.name,
+        "broker_problem": runtime.broker.problem,
+        "leases": sorted(runtime.broker.held),
         "fast_path": {"on": runtime.fast_path.on, "reason": runtime.fast_path.reason},
         "instance": runtime.instance,
         "simulated": settings.tick_rate > 0,

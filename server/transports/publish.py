@@ -9,6 +9,7 @@ from fastapi import Request
 from pydantic import TypeAdapter
 from starlette.types import Receive, Scope, Send
 
+from server.broker import BrokerUnavailable
 from server.hot_routes import UNKNOWN_SYMBOL, HotRoute, ResponseDoc
 from server.rawhttp import HttpError, header, read_body, respond, validated_body
 from server.runtime import Runtime
@@ -66,7 +67,10 @@ async def serve(runtime: Runtime, scope: Scope, receive: Receive, send: Send) ->
     items = body.ticks if isinstance(body, BatchPublish) else [body]
     for item in items:
         runtime.topic_or_404(item.symbol)
-    ticks = await runtime.publish([(item.symbol, round_to_tick(item.price)) for item in items])
+    try:
+        ticks = await runtime.publish([(item.symbol, round_to_tick(item.price)) for item in items])
+    except BrokerUnavailable as exc:
+        raise HttpError(503, f"not published: {exc}", headers={"Retry-After": "2"}) from None
     joined = b",".join(t.to_json() for t in ticks)
     content = joined if isinstance(body, PublishItem) else b'{"ticks":[' + joined + b"]}"
     await respond(runtime.fast_path, send, 201, content, runtime.cors.headers(scope))
@@ -89,6 +93,7 @@ ROUTE = HotRoute(
         403: ResponseDoc("Publishing is off (no `--publish-token`)."),
         404: UNKNOWN_SYMBOL,
         413: ResponseDoc("Body over 64 KiB."),
+        503: ResponseDoc("The broker (Redis) is unreachable; nothing was published. Try again after `Retry-After`."),
     },
     request_body={
         "required": True,

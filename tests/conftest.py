@@ -5,10 +5,11 @@ server (`shared_server`) for the stories that do not need a fresh one: those tha
 those that publish on a symbol of their own (`own_symbol`), whose history no other story touched.
 Stories that need fresh state (seq numbers on screen, a restart, particular flags) start their own.
 
-A module that sets `BOTH_PATHS = True` runs twice: once on the fast path (the hub writing straight
-to uvicorn's sockets) and once with every server it starts on the portable ASGI path
-(`--no-fast-path`), which must be just as correct. A module-scoped fixture there that starts a
-server must ask for `serving_path`, so that it starts one per path.
+A module that sets `BOTH_PATHS = True` runs three times: on the fast path (the hub writing straight
+to uvicorn's sockets) with the in-process broker; with every server it starts on the portable ASGI
+path (`--no-fast-path`), which must be just as correct; and with every server on the Redis broker
+(each in a database of its own in one `redis-server`, `tests.redis_server`). A module-scoped
+fixture there that starts a server must ask for `serving_path`, so that it starts one per turn.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ import pytest
 
 from tests import helpers
 from tests.helpers import PORTABLE_PATH_ENV, TOKEN, RunningServer, ServerFactory, start_server
+from tests.redis_server import RedisServer
 
-PATHS = ("fast path", "portable path")
+PATHS = ("fast path", "portable path", "redis broker")
 
 SPARE_SYMBOLS = tuple(f"OWN{n}" for n in range(1, 41))
 """Symbols the shared server publishes besides the usual six, one per story that wants its own."""
@@ -31,17 +33,31 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("serving_path", PATHS, scope="module", indirect=True)
 
 
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One `redis-server` for the whole run, started when a test first needs it."""
+    redis = RedisServer()
+    try:
+        yield redis
+    finally:
+        redis.stop()
+
+
 @pytest.fixture(scope="module", autouse=True)
 def serving_path(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Which way the servers this module starts write to their clients (see the module docstring)."""
+    """Which way the servers this module starts write to their clients, and through which broker
+    (see the module docstring)."""
     path: str = getattr(request, "param", PATHS[0])
     if path == "portable path":
         helpers.SERVER_ENV.update(PORTABLE_PATH_ENV)
+    if path == "redis broker":
+        helpers.SERVER_BROKER = request.getfixturevalue("redis_server").next_url
     try:
         yield path
     finally:
         for name in PORTABLE_PATH_ENV:
             helpers.SERVER_ENV.pop(name, None)
+        helpers.SERVER_BROKER = None
 
 
 @pytest.fixture

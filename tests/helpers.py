@@ -159,7 +159,10 @@ def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 PORTABLE_PATH_ENV = {"PUSHPULL_NO_FAST_PATH": "1"}
 SERVER_ENV: dict[str, str] = {}
 """Set for every server `start_server` starts; the `serving_path` fixture puts `PORTABLE_PATH_ENV` here
-while a module that runs twice (`BOTH_PATHS`) takes its portable turn."""
+while a module that runs on every path (`BOTH_PATHS`) takes its portable turn."""
+SERVER_BROKER: Callable[[], str] | None = None
+"""While such a module takes its Redis turn: gives each server `start_server` starts a Redis URL of its
+own (a fresh database), unless the test names a broker itself."""
 
 
 def start_server(
@@ -176,7 +179,10 @@ def start_server(
     if token is not None:
         flags += ["--publish-token", token]
     argv = [*launcher, *flags] if launcher is not None else server_command(flags)
-    return RunningServer(argv, token=token, env=clean_env({**SERVER_ENV, **(env or {})})).wait_until_ready()
+    server_env = dict(SERVER_ENV)
+    if SERVER_BROKER is not None and "--broker" not in args and "PUSHPULL_BROKER" not in (env or {}):
+        server_env["PUSHPULL_BROKER"] = SERVER_BROKER()
+    return RunningServer(argv, token=token, env=clean_env({**server_env, **(env or {})})).wait_until_ready()
 
 
 def free_port() -> int:

@@ -55,7 +55,7 @@ def assert_stops_cleanly(server: RunningServer, signalled: bool = False) -> None
 @pytest.fixture(scope="module")
 def plain_app(serving_path: str) -> Iterator[RunningServer]:
     """`create_app()` under plain uvicorn, its protocols left to `auto`."""
-    code = PLAIN_APP.format(token=TOKEN, origin=ORIGIN, fast=serving_path == "fast path")
+    code = PLAIN_APP.format(token=TOKEN, origin=ORIGIN, fast=serving_path != "portable path")
     server = RunningServer([sys.executable, "-c", code], token=TOKEN, env=clean_env()).wait_until_ready()
     yield server
     assert_stops_cleanly(server, signalled=True)

@@ -74,6 +74,10 @@ class Listener:
     def on_beat(self) -> None:
         self.wake()
 
+    def on_new_epoch(self) -> None:
+        """The history was lost (`Hub.reset_epoch`): every cursor now counts in a gone history."""
+        self.wake()
+
     def wake(self) -> None:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
@@ -267,6 +271,12 @@ class Hub:
         self.epoch = epoch
         for topic in self.topics.values():
             topic.clear()
+        told: set[Listener] = set()
+        for audience in (*(t._audience for t in self.topics.values()), self._beats):
+            for listener in audience.members():
+                if listener not in told:
+                    told.add(listener)
+                    listener.on_new_epoch()
 
     def beat(self) -> None:
         for listener in self._beats.members():

@@ -26,7 +26,7 @@ __all__ = ["StreamSubscriber"]
 class StreamSubscriber(Listener, Generic[P]):
     """One stream's cursors and who writes next: the hub (in step) or its task (stalled)."""
 
-    __slots__ = ("beat_due", "cursors", "framer", "hub", "left", "outlet", "stalled", "stats")
+    __slots__ = ("beat_due", "cursors", "epoch", "framer", "hub", "left", "outlet", "stalled", "stats")
 
     def __init__(self, hub: Hub, framer: Framer[P], stats: TransportStats) -> None:
         super().__init__()
@@ -35,6 +35,8 @@ class StreamSubscriber(Listener, Generic[P]):
         self.stats = stats
         self.cursors: dict[str, int] = {}
         """Last seq sent per followed symbol."""
+        self.epoch = hub.epoch
+        """The history the cursors count in."""
         self.outlet: Outlet | None = None
         """The socket, when the fast path can write to it."""
         self.stalled = True
@@ -70,6 +72,9 @@ class StreamSubscriber(Listener, Generic[P]):
             self.beat_due = True
             self.stall()
 
+    def on_new_epoch(self) -> None:
+        self.stall()  # (`backlog` sends the gap)
+
     def stall(self) -> None:
         """The hub cannot write: hand writing to the task (noting first if the client left)."""
         self.stalled = True
@@ -84,6 +89,11 @@ class StreamSubscriber(Listener, Generic[P]):
         hub, framer = self.hub, self.framer
         payloads: list[P] = []
         ticks = 0
+        if self.epoch != hub.epoch:  # the history was lost: a gap, then the new history from its start
+            self.epoch = hub.epoch
+            for symbol in self.cursors:
+                payloads.append(framer.gap(symbol, hub.epoch, "epoch"))
+                self.cursors[symbol] = 0
         for symbol, cursor in list(self.cursors.items()):
             entries, gap = hub.topics[symbol].resume(cursor)
             if not entries:

@@ -30,6 +30,7 @@ from typing import Any, cast
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 
 from server.broker import BrokerUnavailable, LeaseLost, TickSink, public_url
@@ -108,14 +109,15 @@ def reachable(url: str) -> str | None:
     return None
 
 
-def _client(url: str, timeout: float | None) -> aioredis.Redis:
-    """A client that fails at once instead of retrying silently: a retried blocking read on a new
-    connection (a restarted, emptied Redis) would read from IDs of a history that is gone."""
+def _client(url: str, timeout: float | None, retries: int) -> aioredis.Redis:
+    """A client that retries only a refused or broken connection, `retries` times, never a timeout
+    (a publish that timed out may have run). The reader retries nothing: a blocking read retried on a
+    new connection (a restarted, emptied Redis) would read from IDs of a history that is gone."""
     return aioredis.Redis.from_url(
         url,
         socket_timeout=timeout,
         socket_connect_timeout=COMMAND_TIMEOUT,
-        retry=Retry(NoBackoff(), 0),
+        retry=Retry(NoBackoff(), retries, supported_errors=(RedisConnectionError,)),
         client_name=f"pushpull:{socket.gethostname()}:{os.getpid()}",
     )
 
@@ -137,8 +139,8 @@ class RedisBroker:
         self._symbols = tuple(symbols)
         self._history = history
         self._streams = {f"{PREFIX}ticks:{s}".encode(): s for s in self._symbols}
-        self._redis = _client(url, COMMAND_TIMEOUT)
-        self._reader = _client(url, READ_BLOCK_MS / 1000 + COMMAND_TIMEOUT)
+        self._redis = _client(url, COMMAND_TIMEOUT, retries=1)
+        self._reader = _client(url, READ_BLOCK_MS / 1000 + COMMAND_TIMEOUT, retries=0)
         self._publish = self._redis.register_script(PUBLISH)
         self._renew = self._redis.register_script(RENEW)
         self._release = self._redis.register_script(RELEASE)

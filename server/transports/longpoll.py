@@ -46,6 +46,8 @@ class Hold:
     after: int
     timeout: float
     headers: Headers
+    epoch: str
+    """The history `after` counts in: if it is lost meanwhile (a Redis that lost its data), a gap."""
 
 
 def begin(runtime: Runtime, scope: Scope) -> Answer | Hold:
@@ -69,11 +71,15 @@ def begin(runtime: Runtime, scope: Scope) -> Answer | Hold:
     if runtime.at_capacity():
         stats.rejected += 1
         raise HttpError(503, "too many open connections")
-    return Hold(topic, after, query.timeout, headers)
+    return Hold(topic, after, query.timeout, headers, runtime.hub.epoch)
 
 
 def after_hold(runtime: Runtime, hold: Hold) -> Answer:
     """The answer once the hold ends (a tick, the timeout, or shutdown)."""
+    if hold.epoch != runtime.hub.epoch:
+        latest = hold.topic.latest
+        if latest is not None:
+            return reply(runtime, hold.headers, [latest], gap=True)
     entries, gap = hold.topic.resume(hold.after)
     if entries:
         return reply(runtime, hold.headers, entries, gap)

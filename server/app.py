@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FrontDoor:
             asyncio.create_task(_heartbeat(hub, settings.heartbeat), name="heartbeat"),
             asyncio.create_task(ws.sweep(runtime), name="ws-sweeper"),
         ]
+        tasks.append(asyncio.create_task(broker.exclusive("webhooks", runtime.webhook_registry.send), name="webhooks"))
         if settings.tick_rate > 0:
             tasks.append(asyncio.create_task(broker.exclusive("feed", run_feed), name="feed"))
         try:

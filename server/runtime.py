@@ -12,12 +12,14 @@ from typing import TYPE_CHECKING
 from fastapi import HTTPException, Request
 
 from server.broker import Broker
+from server.broker.redis import RedisBroker
 from server.cors import Cors
 from server.fast_path import FastPath
 from server.hub import Entry, Hub, Topic, UnknownSymbol
 from server.schema import Tick
 from server.settings import Settings
 from server.stats import ServerStats
+from server.webhook_registry import LocalRegistry, SharedRegistry, WebhookRegistry
 from server.webhooks import WebhookDispatcher
 
 if TYPE_CHECKING:
@@ -35,6 +37,8 @@ class Runtime:
     fast_path: FastPath = field(init=False)
     cors: Cors = field(init=False)
     webhooks: WebhookDispatcher = field(init=False)
+    webhook_registry: WebhookRegistry = field(init=False)
+    """Where registrations live (this process, or Redis) and who sends (`server.webhook_registry`)."""
     ws_connections: set[WsConnection] = field(default_factory=set)
     """Open WebSocket clients, for the sweeper that evicts stalled ones."""
     started_monotonic: float = field(default_factory=time.monotonic)
@@ -43,6 +47,9 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.webhooks = WebhookDispatcher(self.hub, self.settings)
+        self.webhook_registry = LocalRegistry(self.webhooks)
+        if isinstance(self.broker, RedisBroker):
+            self.webhook_registry = SharedRegistry(self.broker.client, self.webhooks, self.hub, self.instance)
         self.fast_path = FastPath.detect(self.settings.fast_path)
         self.cors = Cors(self.settings.cors)
 

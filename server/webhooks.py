@@ -27,7 +27,7 @@ from standardwebhooks import Webhook
 from server.hub import Entry, Hub, Listener, Subscription
 from server.settings import Settings
 
-__all__ = ["Endpoint", "TargetRefused", "WebhookDispatcher", "check_target"]
+__all__ = ["Endpoint", "TargetRefused", "WebhookDispatcher", "check_target", "new_endpoint_id", "new_secret"]
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 LOOPBACK: tuple[IPNetwork, ...] = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
@@ -64,6 +64,10 @@ async def check_target(url: str, allowed: Iterable[IPNetwork]) -> None:
             raise TargetRefused(f"webhook host {host!r} resolves to {address}, outside the allow-list")
 
 
+def new_endpoint_id() -> str:
+    return "wh_" + secrets.token_hex(8)
+
+
 def new_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 
@@ -90,6 +94,9 @@ class Endpoint(Listener):
     failing_since: float | None = None
     task: asyncio.Task[None] | None = None
     subscriptions: list[Subscription] = field(default_factory=list)
+    cursors: dict[str, int] = field(default_factory=dict)
+    """Per symbol, the last `seq` this endpoint is done with (delivered, or given up when disabled):
+    where another process resumes its deliveries (`server.webhook_registry`)."""
 
     def __post_init__(self) -> None:
         Listener.__init__(self)
@@ -150,14 +157,25 @@ class WebhookDispatcher:
 
     async def register(self, url: str, symbols: list[str]) -> Endpoint:
         await check_target(url, self.allowed)
+        return self.adopt(new_endpoint_id(), url, symbols, new_secret())
+
+    def adopt(
+        self, endpoint_id: str, url: str, symbols: list[str], secret: str, after: dict[str, int] | None = None
+    ) -> Endpoint:
+        """Deliver to an endpoint from now on; with `after` (its cursors, in the hub's epoch), first
+        every tick newer than them that history still holds."""
         endpoint = Endpoint(
-            id="wh_" + secrets.token_hex(8),
-            url=url,
-            symbols=symbols,
-            secret=new_secret(),
-            queue_limit=self.settings.webhook_queue,
+            id=endpoint_id, url=url, symbols=symbols, secret=secret, queue_limit=self.settings.webhook_queue
         )
         self.endpoints[endpoint.id] = endpoint
+        for symbol in symbols:
+            topic = self.hub.topic(symbol)
+            backlog = topic.after(after[symbol]) if after is not None and symbol in after else None
+            endpoint.cursors[symbol] = topic.head_seq
+            if backlog and after is not None:
+                endpoint.cursors[symbol] = after[symbol]
+                for entry in backlog:
+                    endpoint.on_entry(entry)
         endpoint.subscriptions = [self.hub.subscribe(symbol, endpoint) for symbol in symbols]
         endpoint.task = asyncio.create_task(self._deliver_forever(endpoint), name=f"webhook {endpoint.id}")
         return endpoint
@@ -187,6 +205,7 @@ class WebhookDispatcher:
             entry = endpoint.queue[0]
             retry_in = await self._attempt(endpoint, entry)
             if retry_in is None:
+                endpoint.cursors[entry.symbol] = entry.seq
                 if endpoint.queue and endpoint.queue[0] is entry:
                     endpoint.queue.popleft()
                 continue

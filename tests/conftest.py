@@ -10,6 +10,7 @@ to uvicorn's sockets) with the in-process broker; with every server it starts on
 path (`--no-fast-path`), which must be just as correct; and with every server on the Redis broker
 (each in a database of its own in one `redis-server`, `tests.redis_server`). A module-scoped
 fixture there that starts a server must ask for `serving_path`, so that it starts one per turn.
+A module may instead name its turns: `SERVING = ("fast path", "redis broker")`.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ SPARE_SYMBOLS = tuple(f"OWN{n}" for n in range(1, 41))
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if getattr(metafunc.module, "BOTH_PATHS", False):
-        metafunc.parametrize("serving_path", PATHS, scope="module", indirect=True)
+    turns = getattr(metafunc.module, "SERVING", PATHS if getattr(metafunc.module, "BOTH_PATHS", False) else None)
+    if turns:
+        metafunc.parametrize("serving_path", turns, scope="module", indirect=True)
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,8 @@ from standardwebhooks import Webhook
 
 from tests.helpers import RunningServer, ServerFactory, prices, publish, until
 
+SERVING = ("fast path", "redis broker")
+"""Registrations live in the process, or in Redis with one process sending (`server.webhook_registry`)."""
 WAIT = 30.0
 Reply = tuple[int, dict[str, str]]
 

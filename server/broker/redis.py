@@ -165,6 +165,11 @@ class RedisBroker:
         return self._problem
 
     @property
+    def client(self) -> aioredis.Redis:
+        """The command connection pool, for what else the processes share (webhook registrations)."""
+        return self._redis
+
+    @property
     def held(self) -> frozenset[str]:
         return frozenset(self._held)
 

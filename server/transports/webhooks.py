@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from server.broker import BrokerUnavailable
 from server.runtime import Runtime, get_runtime
 from server.transports.publish import read_validated_body
 from server.webhooks import TargetRefused
@@ -49,27 +50,36 @@ async def register(request: Request, runtime: Annotated[Runtime, Depends(get_run
     body = await read_validated_body(request, REGISTRATION)
     for symbol in body.symbols:
         runtime.topic_or_404(symbol)
-    dispatcher = runtime.webhooks
-    if len(dispatcher.endpoints) >= runtime.settings.max_webhooks:
-        raise HTTPException(429, f"at most {runtime.settings.max_webhooks} webhooks; delete one first")
+    registry = runtime.webhook_registry
     try:
-        endpoint = await dispatcher.register(body.url, list(dict.fromkeys(body.symbols)))
+        if await registry.count() >= runtime.settings.max_webhooks:
+            raise HTTPException(429, f"at most {runtime.settings.max_webhooks} webhooks; delete one first")
+        endpoint_id, secret = await registry.register(body.url, list(dict.fromkeys(body.symbols)))
     except TargetRefused as exc:
         raise HTTPException(422, str(exc)) from None
-    return {"id": endpoint.id, "secret": endpoint.secret}
+    except BrokerUnavailable as exc:
+        raise HTTPException(503, str(exc)) from None
+    return {"id": endpoint_id, "secret": secret}
 
 
 @router.get("/api/webhooks/{webhook_id}", responses={404: {}})
 async def describe(webhook_id: str, runtime: Annotated[Runtime, Depends(get_runtime)]) -> dict[str, Any]:
     """Delivery counters and state; a disabled endpoint says why."""
-    endpoint = runtime.webhooks.endpoints.get(webhook_id)
-    if endpoint is None:
+    try:
+        described = await runtime.webhook_registry.describe(webhook_id)
+    except BrokerUnavailable as exc:
+        raise HTTPException(503, str(exc)) from None
+    if described is None:
         raise HTTPException(404, f"no webhook {webhook_id!r}")
-    return endpoint.describe()
+    return described
 
 
 @router.delete("/api/webhooks/{webhook_id}", status_code=204, responses={404: {}})
 async def delete(webhook_id: str, runtime: Annotated[Runtime, Depends(get_runtime)]) -> Response:
-    if not await runtime.webhooks.remove(webhook_id):
+    try:
+        removed = await runtime.webhook_registry.remove(webhook_id)
+    except BrokerUnavailable as exc:
+        raise HTTPException(503, str(exc)) from None
+    if not removed:
         raise HTTPException(404, f"no webhook {webhook_id!r}")
     return Response(status_code=204)

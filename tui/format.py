@@ -13,6 +13,7 @@ __all__ = [
     "fmt_ms",
     "fmt_percent",
     "fmt_price",
+    "fmt_rate",
     "fmt_ratio",
 ]
 
@@ -76,3 +77,10 @@ def fmt_age(seconds: float) -> str:
     if seconds < 120:
         return f"{seconds:.0f} s"
     return f"{seconds / 60:.0f} min"
+
+
+def fmt_rate(value: float) -> str:
+    """Ticks per second to three significant figures (a measured rate is 2.52, not 2.51899)."""
+    if value >= 100:
+        return f"{value:.0f}"
+    return f"{float(f'{value:.3g}'):g}"

@@ -27,6 +27,8 @@ import pytest
         ("tui", ["--server", "http://127.0.0.1:9,,http://127.0.0.1:10"], "empty entry in the server list"),
         ("tui", ["--server", "http://127.0.0.1:9,http://127.0.0.1:9/"], "'http://127.0.0.1:9' is listed twice"),
         ("tui", ["--server", ",".join(f"http://127.0.0.1:{p}" for p in range(9, 16))], "7 servers given; at most 6"),
+        ("tui.bench", ["--server", "http://127.0.0.1:9,not a url"], "invalid server URL 'not a url'"),
+        ("tui.bench", ["--server", "http://127.0.0.1:9,http://127.0.0.1:10", "--tick-rate", "5"], "--tick-rate sets"),
         (
             "tui",
             ["--server", "http://127.0.0.1:9,http://127.0.0.1:10", "--seed", "3"],

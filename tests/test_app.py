@@ -223,6 +223,53 @@ async def test_a_server_restart_shows_reconnecting_then_live_with_the_gap_shown(
             restarted.stop()
 
 
+# -- several servers -------------------------------------------------------------------------------
+
+
+async def test_panes_spread_over_two_servers_and_each_names_the_one_it_talks_to(
+    server_factory: ServerFactory,
+) -> None:
+    """`--server URL1,URL2`: pane i talks to server i mod 2 and says which (as rows at 80x24 and as
+    cards at 160x45); the server bar names the process answering at each. These two share no broker,
+    so a price published on one reaches only its panes, and the bar says they are separate feeds."""
+    first, second = server_factory("--no-feed"), server_factory("--no-feed")
+    ports = [f":{server.url.rsplit(':', 1)[1]}" for server in (first, second)]
+    async with httpx.AsyncClient() as http:
+        instances = [(await http.get(server.url + "/api/stats")).json()["instance"] for server in (first, second)]
+    app = PushPullApp([first.url, second.url], poll_interval=0.2, stats_interval=0.2)
+    async with asyncio.timeout(WAIT), app.run_test(size=(80, 24)) as pilot:
+        panes = app.panes
+        assert [p.client.server_url for p in panes] == [first.url, second.url, first.url, second.url]
+        async with httpx.AsyncClient() as http:
+            await publish(http, first, "RELIANCE", [1111.05])
+            await publish(http, second, "RELIANCE", [2222.10])
+        expected = [1111.05, 2222.10, 1111.05, 2222.10]
+        await until(
+            lambda: [p.client.last_tick.price if p.client.last_tick else None for p in panes] == expected, pilot=pilot
+        )
+
+        def bar() -> str:
+            return str(app.server_bar.render())
+
+        await until(lambda: all(name in bar() for name in (*ports, *instances)), pilot=pilot)
+        assert "separate feeds" in bar()
+        app.repaint()
+        for pane, port in zip(panes, ports * 2, strict=True):
+            row = " ".join(str(pane.parts["#title"].render()).split())
+            assert f"{pane.number} {pane.mode} {port} ● live" in row, row  # as a row: mode, server, state
+        assert ports[0] in str(app.pane_detail.border_title)  # the focused pane's counters name its server
+
+        await pilot.resize_terminal(160, 45)
+        await until(lambda: app.card_columns == 4, pilot=pilot)
+        app.repaint()
+        for pane, port in zip(panes, ports * 2, strict=True):
+            assert pane_text(pane).startswith(f"{pane.number} {pane.mode} {port} · "), pane_text(pane)
+
+        await pilot.press("tab", "x", "a")  # the second server's pane goes; the new one takes its place
+        await until(lambda: len(app.panes) == 4, pilot=pilot)
+        assert [p.client.server_url for p in app.panes] == [first.url, first.url, second.url, second.url]
+
+
 # -- the command itself ----------------------------------------------------------------------------
 
 

@@ -8,9 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.helpers import RunningServer
+from tests.helpers import RunningServer, ServerFactory
 
 
 def test_bench_bad_flags_are_one_line_and_exit_2() -> None:
@@ -84,3 +85,32 @@ def test_bench_against_a_server_refuses_an_unknown_symbol_or_a_dead_url(server: 
         assert done.returncode == 2, done.stderr
         assert done.stderr.startswith("pushpull-bench: error:") and len(done.stderr.strip().splitlines()) == 1
         assert says in done.stderr, done.stderr
+
+
+def test_the_bench_spreads_its_clients_over_several_servers_and_reads_each(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """`--server URL1,URL2`: client i of each mode talks to server i mod 2; each server saw its own
+    share (its /api/stats says so), and the report names every instance with what it held."""
+    servers = [server_factory("--no-feed"), server_factory("--no-feed")]
+    instances = [httpx.get(server.url + "/api/stats").json()["instance"] for server in servers]
+    out = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "tui.bench", "--server", ",".join(s.url for s in servers), "--modes", "sse,ws",
+         "--clients", "3", "--duration", "1", "--json", str(out)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    for server, instance in zip(servers, instances, strict=True):
+        assert f"server {server.url} ({instance}, broker memory)" in done.stdout, done.stdout
+    assert "separate feeds" in done.stdout  # two memory brokers: not one feed, and the bench says so
+    report = json.loads(out.read_text())
+    assert report["config"]["servers"] == [s.url for s in servers]
+    shares = report["server"]["instances"]
+    assert [share["instance"] for share in shares] == instances
+    assert [share["clients"] for share in shares] == [2, 1]  # clients 0 and 2 on the first, 1 on the second
+    for server, share in zip(servers, shares, strict=True):
+        transports = httpx.get(server.url + "/api/stats").json()["transports"]
+        assert transports["sse"]["requests"] == transports["ws"]["requests"] == share["clients"]  # one stream each
+        assert share["open_connections"] == 2 * share["clients"]
+    assert report["server"]["open_connections"] == 6

@@ -21,6 +21,19 @@ import pytest
         ("tui", ["--modes", ",".join(["poll"] * 7)], "7 panes asked for; at most 6"),
         ("tui.bench", ["--clients", "0"], "expected a whole number from 1 to 10000"),
         ("tui", ["--log", "/nonexistent-dir/pushpull.log"], "cannot write the log"),
+        # several servers: the bad entry named; a server twice adds nothing; the feed flags still refused
+        ("tui", ["--server", "http://127.0.0.1:9,ftp://x"], "invalid server URL 'ftp://x'"),
+        ("tui", ["--server", "http://127.0.0.1:9,http://h:99999"], "invalid port in server URL 'http://h:99999'"),
+        ("tui", ["--server", "http://127.0.0.1:9,,http://127.0.0.1:10"], "empty entry in the server list"),
+        ("tui", ["--server", "http://127.0.0.1:9,http://127.0.0.1:9/"], "'http://127.0.0.1:9' is listed twice"),
+        ("tui", ["--server", ",".join(f"http://127.0.0.1:{p}" for p in range(9, 16))], "7 servers given; at most 6"),
+        ("tui.bench", ["--server", "http://127.0.0.1:9,not a url"], "invalid server URL 'not a url'"),
+        ("tui.bench", ["--server", "http://127.0.0.1:9,http://127.0.0.1:10", "--tick-rate", "5"], "--tick-rate sets"),
+        (
+            "tui",
+            ["--server", "http://127.0.0.1:9,http://127.0.0.1:10", "--seed", "3"],
+            "--seed sets the bundled server",
+        ),
     ],
 )
 def test_a_flag_that_cannot_work_is_one_line_with_the_reason_and_exit_2(

@@ -9,11 +9,8 @@ from pathlib import Path
 
 from server.commandline import ArgumentParser, exit_on_usage_error, fail
 from tui import __version__
-from tui.arguments import add_feed_options, bundled_server_args, mode_list, refused_with_server, server_url
-from tui.defaults import (
-    DEFAULT_MODES,
-    DEFAULT_SYMBOL,
-)
+from tui.arguments import add_feed_options, bundled_server_args, mode_list, refused_with_server, server_urls
+from tui.defaults import DEFAULT_MODES, DEFAULT_SYMBOL, MAX_PANES
 
 __all__ = ["main"]
 
@@ -33,7 +30,12 @@ def build_parser() -> ArgumentParser:
         "side by side, with what each costs. Without --server it runs the bundled server itself.",
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    parser.add_argument("--server", type=server_url, help="attach to a running pushpull-server at this URL")
+    parser.add_argument(
+        "--server",
+        type=server_urls,
+        metavar="URL[,URL...]",
+        help="attach to a running pushpull-server at this URL; several (sharing a broker): pane i talks to URL i mod n",
+    )
     parser.add_argument(
         "--symbol", default=DEFAULT_SYMBOL, type=str.upper, help=f"symbol to watch (default {DEFAULT_SYMBOL})"
     )
@@ -52,24 +54,26 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     problem = refused_with_server(args)
     if problem is not None:
         fail(PROG, problem)
+    if args.server is not None and len(args.server) > MAX_PANES:
+        fail(PROG, f"{len(args.server)} servers given; at most {MAX_PANES}, one per pane")
     return args
 
 
-def refuse_unknown_symbol(url: str, symbol: str) -> None:
-    """Exit 2 with one line if the server is up and does not publish `symbol`."""
+def refuse_unknown_symbol(urls: list[str], symbol: str) -> None:
+    """Exit 2 with one line if a server is up and does not publish `symbol`."""
     import asyncio
 
     import httpx
 
     from tui.symbols import unknown_symbol
 
-    async def ask() -> str | None:
+    async def ask() -> list[str | None]:
         async with httpx.AsyncClient(timeout=3.0) as http:
-            return await unknown_symbol(http, url, symbol)
+            return await asyncio.gather(*(unknown_symbol(http, url, symbol) for url in urls))
 
-    problem = asyncio.run(ask())
-    if problem is not None:
-        fail(PROG, problem)
+    for url, problem in zip(urls, asyncio.run(ask()), strict=True):
+        if problem is not None:
+            fail(PROG, problem if len(urls) == 1 else f"{url}: {problem}")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -88,17 +92,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     sys.setswitchinterval(SWITCH_INTERVAL)
     modes = args.modes or list(DEFAULT_MODES)
     embedded: EmbeddedServer | None = None
-    url = args.server
-    if url is None:
+    urls: list[str] | None = args.server
+    if urls is None:
         embedded = EmbeddedServer(bundled_server_args(args))
         try:
-            url = embedded.start()
+            urls = [embedded.start()]
         except EmbeddedServerError as exc:
             fail(PROG, str(exc))
     try:
-        refuse_unknown_symbol(url, args.symbol)
+        refuse_unknown_symbol(urls, args.symbol)
         app = PushPullApp(
-            url, symbol=args.symbol, modes=modes, poll_interval=args.poll_interval, embedded=embedded is not None
+            urls, symbol=args.symbol, modes=modes, poll_interval=args.poll_interval, embedded=embedded is not None
         )
         app.run()
         join_all(EXIT_JOIN)

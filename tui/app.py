@@ -18,6 +18,7 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from tui.defaults import DEFAULT_MODES, DEFAULT_POLL_INTERVAL, DEFAULT_SYMBOL, MAX_PANES
+from tui.format import server_labels
 from tui.messages import ServerStatsFetched
 from tui.modes import MODES, Backoff, ModeClient, ServerClock, make_client
 from tui.reference import ReferenceFeed
@@ -34,7 +35,7 @@ from tui.widgets import (
     ServerBar,
 )
 from tui.widgets.key_bar import KeyBar, KeyHint, key_hints
-from tui.widgets.pane import ROW_LABEL_WIDTH
+from tui.widgets.pane import ROW_LABEL_WIDTH, server_column_width
 
 __all__ = ["POLL_INTERVALS", "PushPullApp", "next_poll_interval"]
 
@@ -108,7 +109,7 @@ class PushPullApp(App[None]):
 
     def __init__(
         self,
-        server_url: str,
+        server_urls: str | Sequence[str],
         *,
         symbol: str = DEFAULT_SYMBOL,
         modes: Sequence[str] = DEFAULT_MODES,
@@ -124,7 +125,19 @@ class PushPullApp(App[None]):
         server_name: str | None = None,
     ) -> None:
         super().__init__()
-        self.server_url = server_url.rstrip("/")
+        urls = [server_urls] if isinstance(server_urls, str) else list(server_urls)
+        if not urls:
+            raise ValueError("no server URL")
+        self.server_urls = tuple(url.rstrip("/") for url in urls)
+        """Every server the panes talk to: pane i to `server_urls[i % n]` (several share one broker)."""
+        self.server_url = self.server_urls[0]
+        """The first server: the reference subscriber's, and where the symbols come from."""
+        self.server_labels: dict[str, str] = {}
+        """Each server's short name, padded so pane rows line up; empty with one server (nothing to tell apart)."""
+        if len(self.server_urls) > 1:
+            labels = server_labels(self.server_urls)
+            width = max(map(len, labels))
+            self.server_labels = {url: label.ljust(width) for url, label in zip(self.server_urls, labels, strict=True)}
         self.symbol = symbol
         self.initial_modes = tuple(modes)
         self.poll_interval = poll_interval
@@ -148,7 +161,13 @@ class PushPullApp(App[None]):
         self._pane_ids = 0
         # Held, not queried: queries look at the active screen, and help may be on top. It shows
         # `server_name` instead of the URL if given: a picture that must not show the port (tests).
-        self.server_bar = ServerBar(server_name or self.server_url, embedded=embedded, id="server-bar")
+        self.server_bar = ServerBar(
+            self.server_urls,
+            names=[server_name] if server_name and len(self.server_urls) == 1 else None,
+            labels=[label.strip() for label in self.server_labels.values()],
+            embedded=embedded,
+            id="server-bar",
+        )
         self.quote_header = QuoteHeader(id="quote")
         self.reference = ReferenceFeed(self.server_url, symbol, clock=clock, backoff=backoff, seed=seed)
         self.published_row = Static(id="published-row")
@@ -166,8 +185,8 @@ class PushPullApp(App[None]):
         yield self.quote_header
         yield self.published_row
         with self.pane_box:
-            for mode in self.initial_modes:
-                yield self._new_pane(mode)
+            for index, mode in enumerate(self.initial_modes):
+                yield self._new_pane(mode, self.server_urls[index % len(self.server_urls)])
         yield self.comparison
         yield self.pane_detail
         yield KeyBar([*key_hints(self.BINDINGS, KEY_PRIORITY), KeyHint("^p", "Palette", len(KEY_PRIORITY))])
@@ -185,21 +204,35 @@ class PushPullApp(App[None]):
             panes[0].focus()
         self.repaint()
 
-    def _new_pane(self, mode: str) -> Pane:
+    def _new_pane(self, mode: str, url: str) -> Pane:
+        """A pane in `mode` talking to the server at `url` (one of `server_urls`)."""
         self._pane_ids += 1
+
+        def make_pane_client(mode: str, symbol: str) -> ModeClient:
+            return self.make_client(mode, symbol, url)
+
         return Pane(
             mode,
             self.symbol,
-            self.make_client,
+            make_pane_client,
+            server_label=self.server_labels.get(url),
             published=self.reference.published,
             wall_clock=self.wall_clock,
             id=f"pane-{self._pane_ids}",
         )
 
-    def make_client(self, mode: str, symbol: str) -> ModeClient:
+    def next_server_url(self) -> str:
+        """The server with the fewest panes (the first of those): pane i of a fresh app gets
+        server i mod n, and a pane added after one was removed fills the gap."""
+        counts = dict.fromkeys(self.server_urls, 0)
+        for pane in self.panes:
+            counts[pane.client.server_url] += 1
+        return min(self.server_urls, key=lambda url: counts[url])
+
+    def make_client(self, mode: str, symbol: str, server_url: str | None = None) -> ModeClient:
         return make_client(
             mode,
-            self.server_url,
+            server_url or self.server_url,
             symbol,
             poll_interval=self.poll_interval,
             clock=self.clock,
@@ -236,7 +269,14 @@ class PushPullApp(App[None]):
         if not self.card_columns:
             if figures:
                 self.pane_detail.show(focused or (panes[0] if panes else None))
-            self.published_row.update(published_row(published, self.published_row.size.width, now), layout=False)
+            self.published_row.update(
+                published_row(published, self.published_row.size.width, now, self.row_label_width), layout=False
+            )
+
+    @property
+    def row_label_width(self) -> int:
+        """Cells before the timelines when panes are rows (the server column, with several)."""
+        return ROW_LABEL_WIDTH + server_column_width(self.server_labels)
 
     def theory_tick_rate(self, now: float) -> float | None:
         """λ for theory: the simulator's own rate when the server says, else the one measured."""
@@ -290,30 +330,38 @@ class PushPullApp(App[None]):
                 return
 
     def learn_feed(self, stats: object) -> None:
-        """Whether the feed is simulated, and at what rate, from an `/api/stats` answer."""
+        """Whether the feed is simulated, and at what rate, from the first server's `/api/stats`.
+
+        With several servers theory takes the rate measured: their simulators may all feed one broker."""
         if isinstance(stats, dict):
             simulated, rate = stats.get("simulated"), stats.get("tick_rate")
             self.simulated = simulated if isinstance(simulated, bool) else None
-            self.server_tick_rate = float(rate) if isinstance(rate, int | float) and rate > 0 else None
+            one_server = len(self.server_urls) == 1
+            self.server_tick_rate = float(rate) if one_server and isinstance(rate, int | float) and rate > 0 else None
 
     @work(exclusive=True, group="server-stats", exit_on_error=False)
     async def watch_server_stats(self) -> None:
-        """Read `/api/stats` for the server bar; its own client, so no pane counts these requests."""
+        """Read every server's `/api/stats` for the server bar; its own client, so no pane counts
+        these requests."""
         interval = self.stats_interval or 1.0
+
+        async def read(http: httpx.AsyncClient, url: str) -> None:
+            try:
+                response = await http.get(url + "/api/stats")
+                response.raise_for_status()
+                self.post_message(ServerStatsFetched(response.json(), None, url))
+            except httpx.HTTPError as exc:
+                self.post_message(ServerStatsFetched(None, describe_http_error(exc), url))
+
         async with httpx.AsyncClient(timeout=5.0) as http:
             while True:
-                try:
-                    response = await http.get(self.server_url + "/api/stats")
-                    response.raise_for_status()
-                    self.post_message(ServerStatsFetched(response.json(), None))
-                except httpx.HTTPError as exc:
-                    self.post_message(ServerStatsFetched(None, describe_http_error(exc)))
+                await asyncio.gather(*(read(http, url) for url in self.server_urls))
                 await asyncio.sleep(interval)
 
     @on(ServerStatsFetched)
     def show_server_stats(self, message: ServerStatsFetched) -> None:
-        self.server_bar.show(message.stats, message.error)
-        if message.stats is not None:
+        self.server_bar.show(message.stats, message.error, message.server_url)
+        if message.stats is not None and message.server_url == self.server_url:
             self.learn_feed(message.stats)
 
     # -- actions -----------------------------------------------------------------------------------
@@ -382,7 +430,7 @@ class PushPullApp(App[None]):
             return
         shown = {pane.mode for pane in panes}
         mode = next((m for m in MODES if m not in shown), "poll")
-        pane = self._new_pane(mode)
+        pane = self._new_pane(mode, self.next_server_url())
         self.pane_box.mount(pane)
         pane.set_paused(self.paused)
         pane.focus()
@@ -453,11 +501,11 @@ MIN_CARD_HEIGHT = 29
 every counter 17 (a webhook's one more)."""
 
 
-def published_row(published: Sequence[Published], width: int, now: float) -> Text:
+def published_row(published: Sequence[Published], width: int, now: float, label_width: int = ROW_LABEL_WIDTH) -> Text:
     """The row above the pane rows: every published tick, on the same strip as theirs."""
-    strip = max(0, width - ROW_LABEL_WIDTH)
+    strip = max(0, width - label_width)
     window = window_for(strip)
-    label = Text(f"published in the last {window:g} s".rjust(ROW_LABEL_WIDTH - 1) + " ", "grey62")
+    label = Text(f"published in the last {window:g} s".rjust(label_width - 1) + " ", "grey62")
     return label + published_strip(published, now=now, window=window, width=strip)
 
 

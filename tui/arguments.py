@@ -8,7 +8,14 @@ from urllib.parse import urlsplit
 from server.commandline import number
 from tui.defaults import DEFAULT_POLL_INTERVAL, DEFAULT_TICK_RATE, MAX_PANES, POLL_INTERVAL_RANGE
 
-__all__ = ["add_feed_options", "bundled_server_args", "mode_list", "refused_with_server", "server_url"]
+__all__ = [
+    "add_feed_options",
+    "bundled_server_args",
+    "mode_list",
+    "refused_with_server",
+    "server_url",
+    "server_urls",
+]
 
 
 def server_url(text: str) -> str:
@@ -20,6 +27,20 @@ def server_url(text: str) -> str:
     except ValueError:
         raise argparse.ArgumentTypeError(f"invalid port in server URL {text!r}") from None
     return text.rstrip("/")
+
+
+def server_urls(text: str) -> list[str]:
+    """`--server URL1,URL2,...`: one or more servers, each valid, none listed twice (it would add
+    nothing: clients are spread over the list, and a URL twice is the same instance twice)."""
+    urls: list[str] = []
+    for entry in text.split(","):
+        if not entry.strip():
+            raise argparse.ArgumentTypeError(f"empty entry in the server list {text!r}: expected URL1,URL2,...")
+        url = server_url(entry.strip())
+        if url in urls:
+            raise argparse.ArgumentTypeError(f"server URL {url!r} is listed twice: list each server once")
+        urls.append(url)
+    return urls
 
 
 def mode_list(text: str) -> list[str]:

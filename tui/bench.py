@@ -2,6 +2,8 @@
 the app uses; a comparison table on the terminal and the same figures as JSON.
 
 Percentiles are exact (nearest rank over every delay recorded), not averages of averages.
+Against several servers (`--server URL1,URL2`, sharing one broker) client i of every mode talks to
+server i mod n, and the server figures are read from each: summed, and per instance.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from rich.table import Table
 
 from server.commandline import ArgumentParser, UsageError, exit_on_usage_error, fail, integer, number
 from tui import __version__
-from tui.arguments import add_feed_options, bundled_server_args, mode_list, refused_with_server, server_url
+from tui.arguments import add_feed_options, bundled_server_args, mode_list, refused_with_server, server_urls
 from tui.defaults import DEFAULT_SYMBOL
 from tui.embedded import EmbeddedServer, EmbeddedServerError
 from tui.format import NO_VALUE
@@ -135,8 +137,35 @@ async def server_stats(http: httpx.AsyncClient, url: str) -> dict[str, Any]:
     return stats
 
 
+def held_connections(stats: dict[str, Any]) -> int:
+    return sum(int(t["open_connections"]) for t in stats["transports"].values())
+
+
+def requests_served(stats: dict[str, Any]) -> int:
+    return sum(int(t["requests"]) for t in stats["transports"].values())
+
+
+def instance_report(url: str, clients: int, before: dict[str, Any], during: dict[str, Any]) -> dict[str, Any]:
+    """One server's side of the run: who it is, what it held and served, its memory."""
+    opened = held_connections(during) - held_connections(before)
+    rss_delta = during["rss_bytes"] - before["rss_bytes"]
+    return {
+        "url": url,
+        "instance": during.get("instance"),
+        "broker": during.get("broker"),
+        "epoch": during.get("epoch"),
+        "clients": clients,
+        "rss_bytes_before": before["rss_bytes"],
+        "rss_bytes_during": during["rss_bytes"],
+        "open_connections": opened,
+        "rss_bytes_per_connection": round(rss_delta / opened, 1) if opened > 0 else None,
+        "requests": requests_served(during) - requests_served(before),
+        "ticks_published": during["ticks_published"] - before["ticks_published"],
+    }
+
+
 async def run_bench(
-    url: str,
+    urls: str | Sequence[str],
     *,
     modes: Sequence[str],
     clients: int,
@@ -145,15 +174,20 @@ async def run_bench(
     symbol: str,
     console: Console,
 ) -> dict[str, Any]:
-    """Connect every client, measure for `duration` seconds, and return the JSON document."""
+    """Connect every client (client i of each mode to server i mod n), measure for `duration`
+    seconds, and return the JSON document."""
+    urls = [urls] if isinstance(urls, str) else list(urls)
     async with httpx.AsyncClient(timeout=10.0) as http:
-        before = await server_stats(http, url)
-        problem = await unknown_symbol(http, url, symbol)
-        if problem is not None:
-            raise UsageError(problem)
+        before = [await server_stats(http, url) for url in urls]
+        for url in urls:
+            problem = await unknown_symbol(http, url, symbol)
+            if problem is not None:
+                raise UsageError(problem if len(urls) == 1 else f"{url}: {problem}")
         by_mode = {
             mode: [
-                make_client(mode, url, symbol, poll_interval=poll_interval, keep_all_delays=True, seed=i)
+                make_client(
+                    mode, urls[i % len(urls)], symbol, poll_interval=poll_interval, keep_all_delays=True, seed=i
+                )
                 for i in range(clients)
             ]
             for mode in modes
@@ -169,13 +203,14 @@ async def run_bench(
                         + " · ".join(f"{m} {sum(c.stats.updates for c in g):,}" for m, g in by_mode.items())
                     )
                     await asyncio.sleep(0.25)
-            during = await server_stats(http, url)
+            during = [await server_stats(http, url) for url in urls]
         finally:
             for client in everyone:
                 await client.stop()
             await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 15)
     modes_report = {mode: summarize(group) for mode, group in by_mode.items()}
-    rate = during.get("tick_rate")
+    # Several servers' simulators may feed one broker: theory needs the one rate there is.
+    rate = during[0].get("tick_rate") if len(urls) == 1 else None
     theory = poll_theory(rate, poll_interval) if isinstance(rate, int | float) else None
     if "poll" in modes_report and theory is not None:
         modes_report["poll"]["theory"] = {
@@ -183,36 +218,76 @@ async def run_bench(
             "missed_fraction": round(theory.missed_fraction, 4),
             "delay_ms_p50": round(theory.delay_p50_s * 1000, 3),
         }
-    opened = sum(t["open_connections"] for t in during["transports"].values()) - sum(
-        t["open_connections"] for t in before["transports"].values()
-    )
-    rss_delta = during["rss_bytes"] - before["rss_bytes"]
+    instances = [  # server `index` has clients index, index + n, ... of each mode
+        instance_report(url, len(range(index, clients, len(urls))), before[index], during[index])
+        for index, url in enumerate(urls)
+    ]
+    opened = sum(instance["open_connections"] for instance in instances)
+    rss_before = sum(instance["rss_bytes_before"] for instance in instances)
+    rss_during = sum(instance["rss_bytes_during"] for instance in instances)
     return {
         "config": {
-            "server": url,
+            "server": ",".join(urls),
+            "servers": urls,
             "modes": list(modes),
             "clients": clients,
             "duration_s": duration,
             "poll_interval_s": poll_interval,
             "symbol": symbol,
-            "tick_rate": during.get("tick_rate"),
+            "tick_rate": rate,
             "version": __version__,
         },
         "modes": modes_report,
         "server": {
-            "rss_bytes_before": before["rss_bytes"],
-            "rss_bytes_during": during["rss_bytes"],
+            # Summed over the servers: each counts the connections it holds and the ticks published through it.
+            "rss_bytes_before": rss_before,
+            "rss_bytes_during": rss_during,
             "open_connections": opened,
-            "rss_bytes_per_connection": round(rss_delta / opened, 1) if opened > 0 else None,
-            "ticks_published": during["ticks_published"] - before["ticks_published"],
+            "rss_bytes_per_connection": round((rss_during - rss_before) / opened, 1) if opened > 0 else None,
+            "ticks_published": sum(instance["ticks_published"] for instance in instances),
+            "instances": instances,
         },
     }
+
+
+def unreachable(exc: httpx.HTTPError, urls: Sequence[str]) -> str:
+    """Which of the servers a failed request went to (all of them, if it cannot be told)."""
+    try:
+        asked = str(exc.request.url)
+    except RuntimeError:  # an error raised without its request
+        asked = ""
+    return next((url for url in urls if asked.startswith(url + "/")), ", ".join(urls))
+
+
+def instance_lines(instances: Sequence[dict[str, Any]]) -> list[str]:
+    """Each server's share of the run, a line each: where the clients went and what it held; and
+    a warning when they do not share one feed."""
+    lines = []
+    for instance in instances:
+        rss, opened = instance["rss_bytes_per_connection"], instance["open_connections"]
+        per_connection = f", {rss / 1000:.1f} KB each" if rss is not None and opened >= MEMORY_SAMPLE else ""
+        lines.append(
+            f"server {instance['url']} ({instance['instance']}, broker {instance['broker']}): "
+            f"{instance['clients']} client(s) per mode, {opened} connections{per_connection}, "
+            f"{instance['requests']:,} requests, {instance['ticks_published']:,} ticks published"
+        )
+    if len({instance["epoch"] for instance in instances}) > 1:
+        lines.append(
+            "the servers report different epochs: separate feeds, not one broker (each client measured its own)"
+        )
+    return lines
 
 
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog=PROG, description="Measure every delivery mode side by side, headless.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    parser.add_argument("--server", type=server_url, help="a running pushpull-server (default: start the bundled one)")
+    parser.add_argument(
+        "--server",
+        type=server_urls,
+        metavar="URL[,URL...]",
+        help="a running pushpull-server (default: start the bundled one); several (sharing a broker): "
+        "client i of each mode talks to URL i mod n",
+    )
     parser.add_argument(
         "--modes",
         type=mode_list,
@@ -243,14 +318,14 @@ def main(argv: Sequence[str] | None = None) -> None:
             raise UsageError(problem)
     modes: list[str] = args.modes
     embedded: EmbeddedServer | None = None
-    url = args.server
+    urls: list[str] = args.server or []
     try:
-        if url is None:
+        if not urls:
             embedded = EmbeddedServer([*bundled_server_args(args), "--symbols", args.symbol])
-            url = embedded.start()
+            urls = [embedded.start()]
         results = asyncio.run(
             run_bench(
-                url,
+                urls,
                 modes=modes,
                 clients=args.clients,
                 duration=args.duration,
@@ -262,13 +337,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     except (EmbeddedServerError, UsageError) as exc:
         fail(PROG, str(exc))
     except httpx.HTTPError as exc:
-        fail(PROG, f"cannot reach {url}: {exc}")
+        fail(PROG, f"cannot reach {unreachable(exc, urls)}: {exc}")
     finally:
         if embedded is not None:
             embedded.stop()
     rss = results["server"]["rss_bytes_per_connection"]
     out = Console(width=None if sys.stdout.isatty() else 140)
-    out.print(table(results["modes"], f"pushpull-bench · {args.duration:g} s · {url}"))
+    out.print(table(results["modes"], f"pushpull-bench · {args.duration:g} s · {', '.join(urls)}"))
     short = [
         f"{mode} p{round(fraction * 100)}"
         for mode, figures in results["modes"].items()
@@ -289,6 +364,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     else:
         memory = f"server memory per open connection: {fmt(rss / 1000 if rss else None)} KB ({opened} connections)"
     out.print(f"{memory}; ticks published: {results['server']['ticks_published']}")
+    if len(urls) > 1:
+        for line in instance_lines(results["server"]["instances"]):
+            out.print(line)
     theory = results["modes"].get("poll", {}).get("theory")
     if theory is not None:
         out.print(

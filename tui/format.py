@@ -1,8 +1,10 @@
-"""Number formatting shared by the panes, the comparison table and the bench."""
+"""Number (and server name) formatting shared by the panes, the comparison table and the bench."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 __all__ = [
     "NO_VALUE",
@@ -13,7 +15,9 @@ __all__ = [
     "fmt_ms",
     "fmt_percent",
     "fmt_price",
+    "fmt_rate",
     "fmt_ratio",
+    "server_labels",
 ]
 
 NO_VALUE = "\u2013"
@@ -76,3 +80,30 @@ def fmt_age(seconds: float) -> str:
     if seconds < 120:
         return f"{seconds:.0f} s"
     return f"{seconds / 60:.0f} min"
+
+
+def fmt_rate(value: float) -> str:
+    """Ticks per second to three significant figures (a measured rate is 2.52, not 2.51899)."""
+    if value >= 100:
+        return f"{value:.0f}"
+    return f"{float(f'{value:.3g}'):g}"
+
+
+SERVER_LABEL_WIDTH = 16
+"""Cells at most for a server's short name (a long host name is cut)."""
+
+
+def server_labels(urls: Sequence[str]) -> list[str]:
+    """Short names that tell `urls` apart, in order: `:8101` when they differ only by port, the host
+    when only by host, else host:port."""
+    places = [urlsplit(url) for url in urls]
+    hosts = [place.hostname or "" for place in places]
+    ports = [place.port or (443 if place.scheme == "https" else 80) for place in places]
+    if len(set(hosts)) == 1:
+        labels = [f":{port}" for port in ports]
+    elif len(set(ports)) == 1:
+        labels = hosts
+    else:
+        labels = [f"{host}:{port}" for host, port in zip(hosts, ports, strict=True)]
+    width = SERVER_LABEL_WIDTH
+    return [label if len(label) <= width else label[: width - 1] + "\u2026" for label in labels]

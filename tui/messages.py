@@ -12,10 +12,12 @@ __all__ = ["ServerStatsFetched"]
 
 @dataclass
 class ServerStatsFetched(Message):
-    """A `/api/stats` answer (or why there was none). Only the newest matters, so bursts collapse."""
+    """A server's `/api/stats` answer (or why there was none). Only the newest of each server
+    matters, so bursts collapse."""
 
     stats: dict[str, Any] | None
     error: str | None
+    server_url: str
 
     def can_replace(self, message: Message) -> bool:
-        return isinstance(message, ServerStatsFetched)
+        return isinstance(message, ServerStatsFetched) and message.server_url == self.server_url

@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from tui.format import fmt_rate
+
 __all__ = ["PollTheory", "poll_theory"]
 
 
@@ -28,7 +30,7 @@ class PollTheory:
     def sentence(self, rate: float, interval: float) -> str:
         """What polling should show at these settings, in words (for help and README)."""
         return (
-            f"at {rate:g} ticks/s and a poll every {interval:g} s, theory expects a delay p50 of "
+            f"at {fmt_rate(rate)} ticks/s and a poll every {interval:g} s, theory expects a delay p50 of "
             f"{self.delay_p50_s * 1000:.0f} ms, {100 * self.empty_fraction:.0f}% of answers 304 "
             f"(nothing new), {self.requests_per_update:.2f} requests per update and "
             f"{100 * self.missed_fraction:.0f}% of ticks never seen"

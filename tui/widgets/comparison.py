@@ -20,7 +20,7 @@ from rich.text import Text
 from textual import events
 from textual.widgets import Static
 
-from tui.format import fmt_bytes, fmt_ms, fmt_percent, fmt_ratio
+from tui.format import fmt_bytes, fmt_ms, fmt_percent, fmt_rate, fmt_ratio
 from tui.modes import ModeClient
 from tui.theory import poll_theory
 
@@ -175,7 +175,7 @@ def build_lines(
         if theory is not None:
             label = Text(" " * (2 + number_width) + "\u2514 theory", THEORY)
             if wide and tick_rate:
-                label.append(f"  {tick_rate:g} ticks/s, every {client.poll_interval:g} s", THEORY)
+                label.append(f"  {fmt_rate(tick_rate)} ticks/s, every {client.poll_interval:g} s", THEORY)
             lines.append(Line(label, tuple(theory_cells), theory=True))
     return tuple(lines)
 

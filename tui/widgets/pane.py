@@ -11,7 +11,7 @@ then shown by `PaneDetail`). Both show the same figures.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import ClassVar
 
 from rich.text import Text
@@ -24,7 +24,7 @@ from tui.modes import ConnectionState, ModeClient
 from tui.runner import ClientThread
 from tui.timeline import Published, published_strip, received_strip, window_for
 
-__all__ = ["ROW_LABEL_WIDTH", "ClientFactory", "Pane", "counter_rows", "counters_table"]
+__all__ = ["ROW_LABEL_WIDTH", "ClientFactory", "Pane", "counter_rows", "counters_table", "server_column_width"]
 
 ClientFactory = Callable[[str, str], ModeClient]
 """(mode, symbol) -> a new client; the app decides server URL, clock and options."""
@@ -38,13 +38,21 @@ STATE_BADGES: dict[ConnectionState, tuple[str, str]] = {
     ConnectionState.STOPPED: ("■ stopped", "grey50"),
 }
 ROW_LABEL_WIDTH = 47
-"""Cells before a pane row's timeline: marker, number, mode, state, price and age."""
+"""Cells before a pane row's timeline: marker, number, mode, state, price and age (and, with
+several servers, the server column: `server_column_width` more)."""
 BADGE_WIDTH = 14
 CARD_LABEL_WIDTH = 10
 """Cells before a card's timeline strips ("published ")."""
 STALE_AFTER = 5.0
 """Seconds without news after which a pane's own price is shown dimmed."""
+SERVER_STYLE = "cyan"
+"""A server's short name, wherever a pane shows it."""
 Clock = Callable[[], float]
+
+
+def server_column_width(labels: Mapping[str, str]) -> int:
+    """Cells a pane row's server column takes (the longest short name and a space), or 0 with one server."""
+    return max((len(label) + 1 for label in labels.values()), default=0)
 
 
 class Pane(Vertical, can_focus=True):
@@ -70,6 +78,7 @@ class Pane(Vertical, can_focus=True):
         symbol: str,
         make_client: ClientFactory,
         *,
+        server_label: str | None = None,
         published: Sequence[Published] = (),
         wall_clock: Clock = time.time,
         id: str | None = None,
@@ -78,6 +87,9 @@ class Pane(Vertical, can_focus=True):
         self.make_client = make_client
         self.symbol = symbol
         self.client: ModeClient = make_client(mode, symbol)
+        self.server_label = server_label
+        """The server this pane talks to, in short (`:8101`, padded to the others' width), when the
+        app talks to several; None with one (nothing to tell apart, nothing shown)."""
         self.published = published
         """Every tick published, from the app's reference subscriber: the timeline's top row."""
         self.wall_clock = wall_clock
@@ -221,7 +233,11 @@ class Pane(Vertical, can_focus=True):
 
     def _title(self) -> Text:
         client = self.client
-        title = Text.assemble((f"{self.number} ", "bold"), (client.mode, "bold"), " · ", client.title)
+        title = Text.assemble((f"{self.number} ", "bold"), (client.mode, "bold"))
+        if self.server_label is not None:
+            title.append(f" {self.server_label.strip()}", SERVER_STYLE)
+        if self.server_label is None or title.cell_len + 3 + len(client.title) <= self.parts["#title"].size.width:
+            title.append_text(Text.assemble(" · ", client.title))  # a narrow card keeps the server
         title.append("\n")
         title.append_text(self.status())
         return title
@@ -274,15 +290,19 @@ class Pane(Vertical, can_focus=True):
         """The whole pane on one line: number, mode, state, own price and its age, its timeline."""
         marker = "▸" if self.has_focus else " "
         label = Text.assemble((marker, "bold #ffa62b"), (f"{self.number} ", "bold"), (f"{self.client.mode:<9}", "bold"))
+        label_width = ROW_LABEL_WIDTH
+        if self.server_label is not None:
+            label.append(f"{self.server_label} ", SERVER_STYLE)
+            label_width += len(self.server_label) + 1  # as `server_column_width`: the app's published row lines up
         badge = self.status()
         badge.truncate(BADGE_WIDTH - 1, overflow="ellipsis", pad=True)
         label.append_text(badge)
         label.append(" ")
         seen = self._seen_line(brief=True)
-        seen.truncate(ROW_LABEL_WIDTH - label.cell_len - 1, overflow="ellipsis", pad=True)
+        seen.truncate(label_width - label.cell_len - 1, overflow="ellipsis", pad=True)
         label.append_text(seen)
         label.append(" ")
-        return label + self._received(max(0, width - ROW_LABEL_WIDTH), now, published)
+        return label + self._received(max(0, width - label_width), now, published)
 
 
 def counter_rows(client: ModeClient) -> list[tuple[str, str]]:

@@ -10,7 +10,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from tui.widgets.pane import Pane, counter_rows, counters_table
+from tui.widgets.pane import SERVER_STYLE, Pane, counter_rows, counters_table
 
 __all__ = ["PaneDetail", "PaneDetailScreen"]
 
@@ -42,14 +42,16 @@ class PaneDetail(Static):
         height = max(1, (self.content_size.height or len(rows)) - 1)
         per_column = height if self.fill_height else -(-len(rows) // 2)
         columns = min(fit_across, -(-len(rows) // per_column))
-        key = (pane.number, pane.mode, rows, columns, status.markup)
+        key = (pane.number, pane.mode, rows, columns, status.markup, pane.server_label)
         if key == self._shown:
             return
         same_shape = isinstance(self._shown, tuple) and (len(self._shown[2]), self._shown[3]) == (len(rows), columns)
         self._shown = key
-        self.border_title = Text.assemble(
-            (f"{pane.number} {pane.mode}", "bold"), " · ", pane.client.title, (" · every counter", "grey50")
-        ).markup
+        title = Text.assemble((f"{pane.number} {pane.mode}", "bold"))
+        if pane.server_label is not None:
+            title.append(f" {pane.server_label.strip()}", SERVER_STYLE)
+        title.append_text(Text.assemble(" · ", pane.client.title, (" · every counter", "grey50")))
+        self.border_title = title.markup
         self.update(Text("\n").join([status, counters_table(rows, columns)]), layout=not same_shape)
 
 

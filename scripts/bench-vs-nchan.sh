@@ -12,6 +12,8 @@
 # by its PID afterwards. Results are appended as JSON lines to $OUT (default /tmp/pushpull-vs-nchan.jsonl);
 # labels are pushpull-/nchan-TRANSPORT-N, plus -idle or -sweep. NAME=before (say) labels our runs before-...
 # instead, e.g. for a build of an older commit given as PUSHPULL_SERVER; NCHAN=0 or OURS=0 skips those runs.
+# SERVER_ARGS adds flags to our server (e.g. "--workers 2"); REDIS=1 starts a fresh redis-server (no
+# persistence, port REDIS_PORT, default 6399) for each of our runs, points --broker at it and stops it after.
 set -euo pipefail
 T=${1:?transport: sse|ws|longpoll|poll}; N=${2:?subscribers}; ROUNDS=${3:-2}; RATES=${4:-10}; DUR=${5:-10}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,6 +25,9 @@ PORT=${PORT:-8000}
 NAME=${NAME:-pushpull}
 NCHAN=${NCHAN:-1}
 OURS=${OURS:-1}
+REDIS=${REDIS:-0}
+REDIS_PORT=${REDIS_PORT:-6399}
+read -r -a EXTRA <<< "${SERVER_ARGS:-}"
 case $T in ws) NSUB="ws://127.0.0.1:8090/sub?id={channel}" ;; *) NSUB="http://127.0.0.1:8090/sub?id={channel}" ;; esac
 LOAD=(--rates "$RATES" --duration "$DUR")
 SUFFIX=""
@@ -34,13 +39,24 @@ fi
 [ "$T" = poll ] && LOAD+=(--poll-interval 0.5)
 
 ours() {
-  "$SERVER" --port "$PORT" --no-feed --publish-token T --symbols RELIANCE >/dev/null 2>&1 &
+  local redis_pid=""
+  if [ "$REDIS" != 0 ]; then
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no >/dev/null 2>&1 &
+    redis_pid=$!
+    for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+    EXTRA+=(--broker "redis://127.0.0.1:$REDIS_PORT/0")
+  fi
+  "$SERVER" --port "$PORT" --no-feed --publish-token T --symbols RELIANCE "${EXTRA[@]}" >/dev/null 2>&1 &
   local pid=$!
   for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
   "$PY" "$BENCH/rtbench.py" -t "$T" -n "$N" --procs 2 "${LOAD[@]}" \
     --preset pushpull --base "http://127.0.0.1:$PORT" --channel RELIANCE --token T --server-pid "$pid" \
     --ts-field '' --label "$NAME-$T-$N$SUFFIX" --out "$OUT" >/dev/null
   kill "$pid"; wait "$pid" || true
+  if [ -n "$redis_pid" ]; then
+    kill "$redis_pid"; wait "$redis_pid" || true
+    unset 'EXTRA[${#EXTRA[@]}-1]'; unset 'EXTRA[${#EXTRA[@]}-1]'
+  fi
 }
 
 nchan() {

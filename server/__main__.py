@@ -130,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         problem = reachable(settings.broker)
         if problem is not None:
             sock.close()
-            fail("pushpull-server", problem, status=1)
+            fail("pushpull-server", problem)
     host, port = sock.getsockname()[:2]
     shown_host = f"[{host}]" if ":" in host else host
     workers = f", {settings.workers} workers" if settings.workers > 1 else ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -22,6 +23,11 @@ from server.settings import Settings
 from server.transports import meta, webhooks, ws
 
 __all__ = ["create_app"]
+
+logger = logging.getLogger("pushpull.app")
+
+SHUTDOWN_WAIT = 5.0
+"""Seconds the background tasks get to stop at shutdown."""
 
 
 async def _heartbeat(hub: Hub, period: float) -> None:
@@ -65,7 +71,9 @@ def create_app(settings: Settings | None = None) -> FrontDoor:
             hub.close()
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            _, stuck = await asyncio.wait(tasks, timeout=SHUTDOWN_WAIT)
+            for task in stuck:  # (a cancellation swallowed on the way: do not hang the exit on it)
+                logger.warning("%s did not stop within %g s; exiting anyway", task.get_name(), SHUTDOWN_WAIT)
             await runtime.webhooks.close()
             await broker.stop()
 

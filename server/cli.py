@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from server import __version__
+from server.broker import public_url
 from server.commandline import ArgumentParser, UsageError, integer, number
 from server.settings import Settings
 
@@ -42,12 +43,14 @@ def _origin(text: str) -> str:
     return text.rstrip("/")
 
 
-def _typed(name: str, convert: Callable[[str], Any], expected: str) -> Callable[[str], Any]:
+def _typed(
+    name: str, convert: Callable[[str], Any], expected: str, shown: Callable[[str], str] = str
+) -> Callable[[str], Any]:
     def parse(text: str) -> Any:
         try:
             return convert(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"invalid {name}: {text!r} (expected {expected})") from None
+            raise argparse.ArgumentTypeError(f"invalid {name}: {shown(text)!r} (expected {expected})") from None
 
     parse.__name__ = name
     return parse
@@ -89,7 +92,7 @@ OPTIONS: list[tuple[str, dict[str, Any]]] = [
     (
         "--broker",
         {
-            "type": _typed("broker", _broker, "memory or redis://HOST:PORT/DB"),
+            "type": _typed("broker", _broker, "memory or redis://HOST:PORT/DB", shown=public_url),
             "default": DEFAULTS.broker,
             "help": "memory (default) or redis://[:PASSWORD@]HOST:PORT/DB (rediss:// for TLS): "
             "several server processes share one Redis",

@@ -276,7 +276,10 @@ class Hub:
             for listener in audience.members():
                 if listener not in told:
                     told.add(listener)
-                    listener.on_new_epoch()
+                    try:
+                        listener.on_new_epoch()
+                    except Exception:
+                        logger.exception("a %s failed to take a new epoch", type(listener).__name__)
 
     def beat(self) -> None:
         for listener in self._beats.members():

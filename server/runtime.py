@@ -49,7 +49,7 @@ class Runtime:
         self.webhooks = WebhookDispatcher(self.hub, self.settings)
         self.webhook_registry = LocalRegistry(self.webhooks)
         if isinstance(self.broker, RedisBroker):
-            self.webhook_registry = SharedRegistry(self.broker.client, self.webhooks, self.hub, self.instance)
+            self.webhook_registry = SharedRegistry(self.broker, self.webhooks, self.hub, self.instance)
         self.fast_path = FastPath.detect(self.settings.fast_path)
         self.cors = Cors(self.settings.cors)
 

@@ -21,25 +21,36 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from server.broker import BrokerUnavailable
+from server.broker.redis import RedisBroker
 from server.hub import Hub
 from server.webhooks import WebhookDispatcher, check_target, new_endpoint_id, new_secret
 
-__all__ = ["LocalRegistry", "SharedRegistry", "WebhookRegistry"]
+__all__ = ["LocalRegistry", "SharedRegistry", "TooManyWebhooks", "WebhookRegistry"]
 
 logger = logging.getLogger("pushpull.webhooks")
 
 REGISTRATIONS = "pushpull:webhooks"
 STATUS = "pushpull:webhook-status"
+ADD_IF_ROOM = """
+if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
+return redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+"""
+"""Store a registration unless the cap is reached, atomically across processes."""
 SYNC_PERIOD = 0.25
 """Seconds between the sender's looks at the registrations (a new one waits at most this long, and
 gets every tick since it registered) and its writes of counters and cursors."""
 
 
+class TooManyWebhooks(Exception):
+    """The registration would exceed `--max-webhooks`."""
+
+
 class WebhookRegistry(Protocol):
     async def count(self) -> int: ...
 
-    async def register(self, url: str, symbols: list[str]) -> tuple[str, str]:
-        """Check the target, store the registration: (id, secret). Raises `TargetRefused`."""
+    async def register(self, url: str, symbols: list[str], limit: int) -> tuple[str, str]:
+        """Check the target, store the registration unless `limit` are stored: (id, secret).
+        Raises `TargetRefused` or `TooManyWebhooks`."""
         ...
 
     async def describe(self, endpoint_id: str) -> dict[str, Any] | None: ...
@@ -60,8 +71,11 @@ class LocalRegistry:
     async def count(self) -> int:
         return len(self.dispatcher.endpoints)
 
-    async def register(self, url: str, symbols: list[str]) -> tuple[str, str]:
-        endpoint = await self.dispatcher.register(url, symbols)
+    async def register(self, url: str, symbols: list[str], limit: int) -> tuple[str, str]:
+        await check_target(url, self.dispatcher.allowed)
+        if len(self.dispatcher.endpoints) >= limit:  # (checked again after the awaited DNS lookup)
+            raise TooManyWebhooks(limit)
+        endpoint = self.dispatcher.adopt(new_endpoint_id(), url, symbols, new_secret())
         return endpoint.id, endpoint.secret
 
     async def describe(self, endpoint_id: str) -> dict[str, Any] | None:
@@ -86,11 +100,14 @@ def _unavailable(exc: RedisError) -> BrokerUnavailable:
 class SharedRegistry:
     """Registrations in Redis; the lease holder's dispatcher sends (see the module docstring)."""
 
-    def __init__(self, client: aioredis.Redis, dispatcher: WebhookDispatcher, hub: Hub, instance: str) -> None:
-        self.client = client
+    def __init__(self, broker: RedisBroker, dispatcher: WebhookDispatcher, hub: Hub, instance: str) -> None:
+        self.broker = broker
+        self.client: aioredis.Redis = broker.client
         self.dispatcher = dispatcher
         self.hub = hub
         self.instance = instance
+        self._add = self.client.register_script(ADD_IF_ROOM)
+        self._refused: set[str] = set()
 
     async def count(self) -> int:
         try:
@@ -98,15 +115,17 @@ class SharedRegistry:
         except RedisError as exc:
             raise _unavailable(exc) from None
 
-    async def register(self, url: str, symbols: list[str]) -> tuple[str, str]:
+    async def register(self, url: str, symbols: list[str], limit: int) -> tuple[str, str]:
         await check_target(url, self.dispatcher.allowed)
         endpoint_id, secret = new_endpoint_id(), new_secret()
         cursors = {symbol: self.hub.topic(symbol).head_seq for symbol in symbols}
         record = {"url": url, "symbols": symbols, "secret": secret, "epoch": self.hub.epoch, "cursors": cursors}
         try:
-            await self.client.hset(REGISTRATIONS, endpoint_id, json.dumps(record))
+            added = await self._add(keys=[REGISTRATIONS], args=[endpoint_id, json.dumps(record), limit])
         except RedisError as exc:
             raise _unavailable(exc) from None
+        if not added:
+            raise TooManyWebhooks(limit)
         return endpoint_id, secret
 
     async def describe(self, endpoint_id: str) -> dict[str, Any] | None:
@@ -150,7 +169,7 @@ class SharedRegistry:
 
     async def send(self) -> None:
         try:
-            while True:
+            while "webhooks" in self.broker.held:
                 with contextlib.suppress(RedisError):  # the broker warns once per outage; queued deliveries go on
                     await self._sync()
                 await asyncio.sleep(SYNC_PERIOD)
@@ -166,6 +185,16 @@ class SharedRegistry:
             await self.dispatcher.remove(endpoint_id)
         for endpoint_id in set(wanted) - set(self.dispatcher.endpoints):
             record = json.loads(wanted[endpoint_id])
+            unknown = [symbol for symbol in record["symbols"] if symbol not in self.hub.topics]
+            if unknown:  # registered on a process that publishes other symbols than this one
+                if endpoint_id not in self._refused:
+                    self._refused.add(endpoint_id)
+                    logger.warning(
+                        "webhook %s follows %s, which this process does not publish; not sending it",
+                        endpoint_id,
+                        ", ".join(unknown),
+                    )
+                continue
             status_raw = await self.client.hget(STATUS, endpoint_id)
             status = json.loads(status_raw) if status_raw is not None else record
             after = status["cursors"] if status["epoch"] == self.hub.epoch else None

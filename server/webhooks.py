@@ -155,10 +155,6 @@ class WebhookDispatcher:
             self._http = httpx.AsyncClient(follow_redirects=False, timeout=self.settings.webhook_timeout)
         return self._http
 
-    async def register(self, url: str, symbols: list[str]) -> Endpoint:
-        await check_target(url, self.allowed)
-        return self.adopt(new_endpoint_id(), url, symbols, new_secret())
-
     def adopt(
         self, endpoint_id: str, url: str, symbols: list[str], secret: str, after: dict[str, int] | None = None
     ) -> Endpoint:

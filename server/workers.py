@@ -2,9 +2,10 @@
 
 The parent binds the socket, forks the workers (each builds its own app and event loop after the
 fork) and only supervises: a signal to it stops them all, and a worker that dies unexpectedly is
-replaced. Workers run in their own process group, so a terminal's Ctrl+C reaches the parent alone
-and each worker is stopped exactly once, by the parent's SIGTERM (a second signal would make
-uvicorn skip its graceful shutdown).
+replaced, after a pause that grows while workers keep dying. Workers run in their own process
+group, so a terminal's Ctrl+C reaches the parent alone and each worker is stopped exactly once, by
+the parent's SIGTERM (a second signal would make uvicorn skip its graceful shutdown). A worker
+whose parent dies, even by SIGKILL, is sent SIGTERM by the kernel (Linux: PR_SET_PDEATHSIG).
 
 The workers share the feed and `seq` through Redis (`server.broker.redis`); that is why N > 1
 needs a Redis broker.
@@ -13,6 +14,7 @@ needs a Redis broker.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import sys
@@ -22,19 +24,34 @@ from types import FrameType
 
 __all__ = ["supervise"]
 
-RESTART_WINDOW = 30.0
-MAX_RESTARTS = 5
-"""Worker deaths within `RESTART_WINDOW` seconds after which the parent gives up (a crash loop)."""
+STOPPING_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+RESTART_WINDOW = 60.0
+RESTART_PAUSE_CAP = 30.0
+"""A replacement waits 2^(deaths in the last `RESTART_WINDOW` s - 1) seconds, at most this long."""
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> None:
+    """Ask the kernel for SIGTERM when the parent dies; if it already has, leave now."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:
+        os._exit(0)
 
 
 def _fork(serve: Callable[[], int]) -> int:
+    """Fork a worker with the stopping signals blocked, so the parent's handler can neither run
+    in the child nor miss the new PID (the caller records it, then unblocks)."""
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # the worker
         status = 1
         try:
             os.setpgid(0, 0)
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            for sig in STOPPING_SIGNALS:
+                signal.signal(sig, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPPING_SIGNALS)
+            _die_with_parent(parent)
             status = serve()
         finally:
             sys.stdout.flush()
@@ -55,33 +72,35 @@ def supervise(count: int, serve: Callable[[], int], prog: str) -> int:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    def start_one() -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOPPING_SIGNALS)
+        try:
+            if not stopping:
+                workers.add(_fork(serve))
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPPING_SIGNALS)
+
+    for sig in STOPPING_SIGNALS:
+        signal.signal(sig, stop)
     for _ in range(count):
-        workers.add(_fork(serve))
+        start_one()
     deaths: list[float] = []
-    status = 0
     while workers:
         try:
             pid, wait_status = os.wait()
         except ChildProcessError:
             break
-        except InterruptedError:
-            continue
         workers.discard(pid)
         if stopping:
             continue
         code = os.waitstatus_to_exitcode(wait_status)
         now = time.monotonic()
         deaths = [t for t in deaths if now - t < RESTART_WINDOW] + [now]
-        if len(deaths) > MAX_RESTARTS:
-            print(
-                f"{prog}: error: workers keep dying ({len(deaths)} in {RESTART_WINDOW:g} s); stopping", file=sys.stderr
-            )
-            status = 1
-            stop(signal.SIGTERM, None)
-            continue
+        pause = min(RESTART_PAUSE_CAP, 2.0 ** (len(deaths) - 1)) if len(deaths) > 1 else 0.0
         how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
-        print(f"{prog}: worker {pid} {how}; starting another", file=sys.stderr, flush=True)
-        workers.add(_fork(serve))
-    return status
+        print(f"{prog}: worker {pid} {how}; starting another in {pause:g} s", file=sys.stderr, flush=True)
+        until = time.monotonic() + pause
+        while not stopping and time.monotonic() < until:
+            time.sleep(0.05)
+        start_one()
+    return 0

@@ -21,7 +21,7 @@ import pytest
 from httpx_sse import ServerSentEvent, aconnect_sse
 from websockets.asyncio.client import connect
 
-from tests.helpers import RunningServer, ServerFactory, prices, publish, start_server, until
+from tests.helpers import RunningServer, ServerFactory, prices, publish, start_server, until, until_sync
 from tests.redis_server import RedisServer
 from tests.test_webhooks import WAIT, Receiver, receiving, register, verified_seqs
 
@@ -189,7 +189,7 @@ async def _health(client: httpx.AsyncClient, server: RunningServer) -> int:
 
 
 @pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+def own_redis() -> Iterator[RedisServer]:
     """A redis-server of the story's own, to stop and start (no persistence)."""
     redis = RedisServer()
     yield redis
@@ -353,14 +353,67 @@ def test_workers_serve_one_port_from_several_processes(redis_server: RedisServer
     assert "Traceback" not in output, output
 
 
-def test_a_password_in_the_redis_url_is_never_shown(server_factory: ServerFactory) -> None:
+@pytest.mark.parametrize("form", ["userinfo", "query"])
+def test_a_password_in_the_redis_url_is_never_shown(server_factory: ServerFactory, form: str) -> None:
+    """Not at start-up, not in /api/stats, not in /healthz's reason or the warning while Redis is away."""
     redis = RedisServer("--requirepass", "s3cret-pw")
     try:
-        server = server_factory("--no-feed", "--broker", redis.url(password="s3cret-pw"))
+        url = redis.url(password="s3cret-pw") if form == "userinfo" else redis.url() + "?password=s3cret-pw"
+        server = server_factory("--no-feed", "--broker", url)
         body = httpx.get(server.url + "/api/stats").json()
         assert body["broker"] == f"redis://127.0.0.1:{redis.port}/0"
+        redis.stop()
+        until_sync(lambda: httpx.get(server.url + "/healthz").status_code == 503)
+        assert "s3cret-pw" not in httpx.get(server.url + "/healthz").text
         _, output = server.stop()
+        assert "lost Redis at" in output
         assert "s3cret-pw" not in output
         assert f"broker redis://127.0.0.1:{redis.port}/0" in output
     finally:
         redis.stop()
+
+
+async def test_the_feed_goes_on_after_redis_restarts_empty(
+    server_factory: ServerFactory, own_redis: RedisServer
+) -> None:
+    """The feed's holder loses its lease with Redis's data; it takes it again and publishes on, in
+    the new epoch, by itself."""
+    server = server_factory("--tick-rate", "20", "--symbols", "TCS", "--broker", own_redis.url())
+    async with asyncio.timeout(30), httpx.AsyncClient(timeout=5) as client:
+        before = (await client.get(server.url + "/api/price/TCS")).json()
+        own_redis.stop()
+        own_redis.start()
+
+        async def ticking_in_a_new_epoch() -> bool:
+            response = await client.get(server.url + "/api/price/TCS")
+            tick = response.json() if response.status_code == 200 else {}
+            return bool(tick.get("epoch") not in (None, before["epoch"]) and tick["seq"] > 10)
+
+        await until(ticking_in_a_new_epoch, timeout=15)
+        assert "feed" in (await stats(client, server))["leases"]
+
+
+def test_a_worker_restarted_while_redis_is_away_comes_up_and_recovers(own_redis: RedisServer) -> None:
+    """One worker dies during an outage: its replacement starts anyway (503 from /healthz, saying
+    why), the supervisor stays, and once Redis is back every worker answers 200."""
+    server = start_server("--workers", "2", "--no-feed", "--broker", own_redis.url())
+    try:
+        own_redis.stop()
+        victim = int(httpx.get(server.url + "/api/stats").json()["instance"].rsplit(":", 1)[1])
+        os.kill(victim, signal.SIGKILL)
+        until_sync(lambda: f"worker {victim} was killed by signal 9" in server.output)
+        time.sleep(3)
+        assert server.process.poll() is None, server.output
+        own_redis.start()
+        healthy: set[str] = set()
+        deadline = time.monotonic() + 20
+        while len(healthy) < 2:
+            assert time.monotonic() < deadline, (healthy, server.output)
+            with httpx.Client() as client:
+                if client.get(server.url + "/healthz").status_code == 200:
+                    healthy.add(client.get(server.url + "/api/stats").json()["instance"])
+        assert f"{victim}" not in " ".join(healthy)
+    finally:
+        code, output = server.stop()
+    assert code == 0, output
+    assert "Traceback" not in output, output

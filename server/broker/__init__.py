@@ -74,15 +74,14 @@ class Broker(Protocol):
 
 
 def public_url(url: str) -> str:
-    """The URL with any user name and password taken out: what logs and `/api/stats` show."""
+    """The URL with any user name and password taken out (the query too: redis-py reads a
+    `?password=` there): what logs, errors and `/api/stats` show."""
     parts = urlsplit(url)
-    if parts.password is None and parts.username is None:
+    if parts.password is None and parts.username is None and not parts.query:
         return url
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    if parts.scheme == "unix":
+        return f"unix://{parts.path}"
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
 
 
 def make_broker(settings: Settings) -> Broker:

@@ -53,10 +53,16 @@ RECONNECT_FIRST, RECONNECT_CAP = 0.1, 2.0
 DELIVERY_WAIT = 2.0
 """How long `publish` waits for its ticks to come back through this process's own reader."""
 
-# KEYS: epoch, lease, then (seq, stream) per item. ARGV: candidate epoch, maxlen, ts, lease token
-# ("" = none), mode ("all" | "opening"), then one price per item. Returns {epoch, seq...}, 0 for an
-# opening skipped; an error "LEASE" when the lease is not held by the token.
+# KEYS: epoch, lease, this publish's receipt, then (seq, stream) per item. ARGV: candidate epoch,
+# maxlen, ts, lease token ("" = none), mode ("all" | "opening"), then one price per item. Returns
+# {epoch, seq...}, 0 for an opening skipped; an error "LEASE" when the lease is not held by the
+# token. The receipt (kept `RECEIPT_MS`) makes a retried publish answer what the first did instead
+# of publishing again: a reply lost with its connection is retried safely.
 PUBLISH = """
+local receipt = redis.call('GET', KEYS[3])
+if receipt then
+  return cjson.decode(receipt)
+end
 local epoch = redis.call('GET', KEYS[1])
 if not epoch then
   epoch = ARGV[1]
@@ -66,8 +72,8 @@ if ARGV[4] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[4] then
   return redis.error_reply('LEASE')
 end
 local out = {epoch}
-for i = 1, (#KEYS - 2) / 2 do
-  local seq_key, stream = KEYS[2 * i + 1], KEYS[2 * i + 2]
+for i = 1, (#KEYS - 3) / 2 do
+  local seq_key, stream = KEYS[2 * i + 2], KEYS[2 * i + 3]
   if ARGV[5] == 'opening' and redis.call('EXISTS', seq_key) == 1 then
     out[i + 1] = 0
   else
@@ -76,8 +82,20 @@ for i = 1, (#KEYS - 2) / 2 do
     out[i + 1] = seq
   end
 end
+redis.call('SET', KEYS[3], cjson.encode(out), 'PX', ARGV[6 + (#KEYS - 3) / 2])
 return out
 """
+
+EPOCH = """
+local epoch = redis.call('GET', KEYS[1])
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('SET', KEYS[1], epoch)
+end
+return epoch
+"""
+"""The epoch, created (as ARGV[1]) in a Redis that has none."""
+RECEIPT_MS = 10_000
 
 RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -99,10 +117,13 @@ def reachable(url: str) -> str | None:
     so a wrong URL is an error at start-up rather than a server that never gets a tick."""
     import redis
 
-    client = redis.Redis.from_url(url, socket_timeout=COMMAND_TIMEOUT, socket_connect_timeout=COMMAND_TIMEOUT)
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=COMMAND_TIMEOUT, socket_connect_timeout=COMMAND_TIMEOUT)
+    except ValueError as exc:
+        return f"invalid Redis URL {public_url(url)!r}: {exc}"
     try:
         client.ping()
-    except RedisError as exc:
+    except (RedisError, ValueError, OSError) as exc:
         return f"cannot reach Redis at {public_url(url)}: {exc}"
     finally:
         client.close()
@@ -110,13 +131,15 @@ def reachable(url: str) -> str | None:
 
 
 def _client(url: str, timeout: float | None, retries: int) -> aioredis.Redis:
-    """A client that retries only a refused or broken connection, `retries` times, never a timeout
-    (a publish that timed out may have run). The reader retries nothing: a blocking read retried on a
-    new connection (a restarted, emptied Redis) would read from IDs of a history that is gone."""
+    """A client that retries a broken connection `retries` times, never a timeout. Safe for the
+    commands client: every command it sends is idempotent (a publish by its receipt). Not for the
+    reader: a blocking read retried on a new connection (a restarted, emptied Redis) would read
+    from IDs of a history that is gone, so the follower handles every failure itself."""
     return aioredis.Redis.from_url(
         url,
         socket_timeout=timeout,
         socket_connect_timeout=COMMAND_TIMEOUT,
+        health_check_interval=1,
         retry=Retry(NoBackoff(), retries, supported_errors=(RedisConnectionError,)),
         client_name=f"pushpull:{socket.gethostname()}:{os.getpid()}",
     )
@@ -124,10 +147,6 @@ def _client(url: str, timeout: float | None, retries: int) -> aioredis.Redis:
 
 Entries = list[tuple[bytes, dict[bytes, bytes]]]
 """Stream entries as redis-py returns them (bytes, since the client does not decode)."""
-
-
-class _HistoryLost(Exception):
-    """A read met an entry of another epoch: start over from the new history."""
 
 
 class RedisBroker:
@@ -142,6 +161,7 @@ class RedisBroker:
         self._redis = _client(url, COMMAND_TIMEOUT, retries=1)
         self._reader = _client(url, READ_BLOCK_MS / 1000 + COMMAND_TIMEOUT, retries=0)
         self._publish = self._redis.register_script(PUBLISH)
+        self._epoch_script = self._redis.register_script(EPOCH)
         self._renew = self._redis.register_script(RENEW)
         self._release = self._redis.register_script(RELEASE)
         self._epoch = ""
@@ -154,7 +174,16 @@ class RedisBroker:
         self._token = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._held: set[str] = set()
         self._problem: str | None = None
+        """Why the streams cannot be followed now (set by the follower)."""
+        self._publish_problem: str | None = None
+        """Why Redis refuses publishes while it answers (out of memory, a read-only replica...)."""
         self._outage_began = 0.0
+        self._loaded = False
+        """The history has been read into the sink once (at start, or at the first connection)."""
+        self._pending_openings: list[tuple[str, float]] = []
+        """Opening ticks to publish once Redis answers (asked for while it did not)."""
+        self._foreign = False
+        """A read met entries of another epoch: learn the epoch again after this batch."""
 
     @property
     def epoch(self) -> str:
@@ -162,7 +191,7 @@ class RedisBroker:
 
     @property
     def problem(self) -> str | None:
-        return self._problem
+        return self._problem or self._publish_problem
 
     @property
     def client(self) -> aioredis.Redis:
@@ -176,18 +205,32 @@ class RedisBroker:
     # -- start and stop --------------------------------------------------------------------------
 
     async def start(self, sink: TickSink) -> None:
-        """Name the epoch, load every symbol's history into `sink`, then follow the streams."""
+        """Name the epoch, load every symbol's history into `sink`, then follow the streams.
+
+        A Redis that does not answer now is not fatal (a worker restarted during an outage must
+        come up): the process starts without history, `/healthz` says why, and the follower
+        loads it when Redis answers."""
         self._sink = sink
         try:
-            await self._sync_epoch()
+            await asyncio.wait_for(self._connect(), 2 * COMMAND_TIMEOUT)
+        except (RedisError, OSError, TimeoutError, BrokerUnavailable) as exc:
+            self._unhealthy(exc)
+        self._follower = asyncio.create_task(self._follow(), name="redis-reader")
+
+    async def _connect(self) -> None:
+        """On every (re)connection: learn the epoch; the first time, read the history; publish any
+        opening ticks asked for while Redis was away."""
+        await self._sync_epoch()
+        if not self._loaded:
             for stream, symbol in self._streams.items():
                 newest_first = cast(Entries, await self._redis.xrevrange(stream, count=self._history))
                 for entry_id, fields in reversed(newest_first):
                     self._take(symbol, entry_id, fields)
                     self._positions[stream] = entry_id
-        except RedisError as exc:
-            raise BrokerUnavailable(f"cannot reach Redis at {self.name}: {exc}") from None
-        self._follower = asyncio.create_task(self._follow(), name="redis-reader")
+            self._loaded = True
+        if self._pending_openings:
+            await self._run_publish(self._pending_openings, "opening", None, wait=False)
+            self._pending_openings = []
 
     async def stop(self) -> None:
         if self._follower is not None:
@@ -207,27 +250,38 @@ class RedisBroker:
         return await self._run_publish(items, "all", lease)
 
     async def open(self, items: Sequence[tuple[str, float]]) -> list[Tick]:
-        return await self._run_publish(items, "opening", None)
+        try:
+            return await self._run_publish(items, "opening", None)
+        except BrokerUnavailable:  # published by the follower once Redis answers
+            self._pending_openings = list(items)
+            return []
 
     async def _run_publish(
         self, items: Sequence[tuple[str, float]], mode: str, lease: str | None, *, wait: bool = True
     ) -> list[Tick]:
         if lease is not None and lease not in self._held:
             raise LeaseLost(lease)
-        keys: list[str] = [f"{PREFIX}epoch", f"{PREFIX}lease:{lease or ''}"]
+        keys: list[str] = [f"{PREFIX}epoch", f"{PREFIX}lease:{lease or ''}", f"{PREFIX}receipt:{secrets.token_hex(8)}"]
         for symbol, _ in items:
             keys += [f"{PREFIX}seq:{symbol}", f"{PREFIX}ticks:{symbol}"]
         now = publish_time()
         args: list[Any] = [new_epoch(), self._history, repr(now), self._token if lease else "", mode]
         args += [repr(price) for _, price in items]
+        args.append(RECEIPT_MS)
         try:
             reply = await self._publish(keys=keys, args=args)
         except ResponseError as exc:
             if "LEASE" in str(exc):
                 raise LeaseLost(lease or "") from None
-            raise BrokerUnavailable(f"Redis refused the publish: {exc}") from None
+            if self._publish_problem is None:
+                logger.warning("Redis at %s refuses to publish: %s", self.name, exc)
+            self._publish_problem = f"Redis at {self.name} refuses to publish: {exc}"
+            raise BrokerUnavailable(self._publish_problem) from None
         except RedisError as exc:
             raise BrokerUnavailable(f"Redis at {self.name} is unreachable: {exc}") from None
+        if self._publish_problem is not None:
+            logger.warning("Redis at %s publishes again", self.name)
+            self._publish_problem = None
         epoch = reply[0].decode()
         ticks = [
             Tick(symbol=symbol, seq=int(seq), price=price, ts=now, epoch=epoch)
@@ -263,8 +317,8 @@ class RedisBroker:
     async def _sync_epoch(self) -> None:
         """Learn the epoch (creating it in an empty Redis). A changed one means Redis lost the
         history: read every stream from its start, and give each symbol its opening tick again."""
-        reply = await self._publish(keys=[f"{PREFIX}epoch", f"{PREFIX}lease:"], args=[new_epoch(), 1, "0", "", "all"])
-        epoch = reply[0].decode()
+        reply = await self._epoch_script(keys=[f"{PREFIX}epoch"], args=[new_epoch()])
+        epoch = reply.decode()
         if epoch == self._epoch:
             return
         had_history = bool(self._epoch)
@@ -273,13 +327,17 @@ class RedisBroker:
         self._seen.clear()
         if had_history:
             logger.warning("Redis lost the tick history; it is now epoch %s (clients get a gap)", epoch)
-            if self._last_price:
-                await self._run_publish(list(self._last_price.items()), "opening", None, wait=False)
+            self._pending_openings = list(self._last_price.items())  # (published by `_connect`)
 
     def _take(self, symbol: str, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
         epoch = fields[b"e"].decode()
-        if epoch != self._epoch:
-            raise _HistoryLost(epoch)
+        if epoch != self._epoch:  # (its epoch key was lost while the streams were not): skip, then check
+            if not self._foreign:
+                logger.warning(
+                    "skipping ticks of epoch %s in %s's stream (this process follows %s)", epoch, symbol, self._epoch
+                )
+            self._foreign = True
+            return
         seq = int(entry_id.partition(b"-")[0])
         price = float(fields[b"p"])
         tick = Tick.model_construct(symbol=symbol, seq=seq, price=price, ts=float(fields[b"t"]), epoch=epoch)
@@ -289,25 +347,34 @@ class RedisBroker:
             self._sink(tick)
 
     async def _follow(self) -> None:
+        """Read every stream on from the last IDs, forever; after any failure, back off and
+        reconnect (`_connect`). Nothing but cancellation ends it."""
         delay = RECONNECT_FIRST
         while True:
             try:
-                await self._sync_epoch()
-                self._healthy()
+                await self._connect()
                 while True:
                     positions = cast(Any, self._positions)  # redis-py's stubs want a wider dict
                     reply = cast(list[tuple[bytes, Entries]], await self._reader.xread(positions, block=READ_BLOCK_MS))
                     self._healthy()
                     delay = RECONNECT_FIRST
+                    if not reply:  # a quiet second: check that the history was not emptied meanwhile
+                        await self._sync_epoch()
+                        continue
                     for stream, entries in reply:
                         symbol = self._streams[stream]
                         for entry_id, fields in entries:
                             self._take(symbol, entry_id, fields)
                             self._positions[stream] = entry_id
                     self._wake_publishers()
-            except _HistoryLost:
-                continue
-            except (RedisError, OSError) as exc:
+                    if self._foreign:
+                        self._foreign = False
+                        await self._sync_epoch()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not isinstance(exc, RedisError | OSError | TimeoutError | BrokerUnavailable):
+                    logger.exception("the Redis follower failed; starting it again")
                 self._unhealthy(exc)
                 await asyncio.sleep(delay)
                 delay = min(RECONNECT_CAP, delay * 2)
@@ -336,12 +403,19 @@ class RedisBroker:
     # -- leases ----------------------------------------------------------------------------------
 
     async def exclusive(self, lease: str, work: Callable[[], Awaitable[None]]) -> None:
+        """Contend for `lease` forever; run `work` while holding it (see `Broker.exclusive`).
+
+        The lease counts as ours only until it would expire, timed from when the last renewal
+        was sent: a process that cannot renew (Redis away, the process paused) stops its work
+        before another can start. When the work ends, for any reason, the lease is handed back
+        and contended for again."""
         key = f"{PREFIX}lease:{lease}"
         ttl_ms = int(LEASE_TTL * 1000)
         while True:
+            asked = time.monotonic()
             try:
-                acquired = await self._redis.set(key, self._token, nx=True, px=ttl_ms)
-            except RedisError:
+                acquired = await asyncio.wait_for(self._redis.set(key, self._token, nx=True, px=ttl_ms), LEASE_TTL / 2)
+            except (RedisError, OSError, TimeoutError):
                 acquired = False
             if not acquired:
                 await asyncio.sleep(LEASE_RETRY)
@@ -349,29 +423,40 @@ class RedisBroker:
             logger.info("this process now holds the %s lease", lease)
             self._held.add(lease)
             task = asyncio.ensure_future(work())
-            renewed_at = time.monotonic()
+            renewed_at = asked
             try:
                 while not task.done():
                     await asyncio.wait([task], timeout=LEASE_RENEW)
                     if task.done():
                         break
+                    sent = time.monotonic()
+                    left = LEASE_TTL - (sent - renewed_at)
                     try:
-                        still_held = bool(await self._renew(keys=[key], args=[self._token, ttl_ms]))
-                        renewed_at = time.monotonic()
-                    except RedisError:  # unreachable: the lease is ours until it would have expired
-                        still_held = time.monotonic() - renewed_at < LEASE_TTL
+                        still_held = bool(
+                            await asyncio.wait_for(self._renew(keys=[key], args=[self._token, ttl_ms]), max(left, 0.01))
+                        )
+                        renewed_at = sent
+                    except (RedisError, OSError, TimeoutError):  # unreachable: ours only until it would expire
+                        still_held = time.monotonic() - renewed_at < LEASE_TTL - LEASE_RENEW
                     if not still_held:
                         logger.warning("this process lost the %s lease", lease)
                         break
             finally:
                 self._held.discard(lease)
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-                with contextlib.suppress(RedisError, OSError):
-                    await self._release(keys=[key], args=[self._token])
-            if task.cancelled():
-                continue  # lost the lease: try for it again like any other process
-            if task.exception() is None:
-                return
-            logger.error("the %s work failed; handing its lease on", lease, exc_info=task.exception())
-            await asyncio.sleep(LEASE_TTL)
+                await _stop(task, lease)
+                with contextlib.suppress(RedisError, OSError, TimeoutError):
+                    await asyncio.wait_for(self._release(keys=[key], args=[self._token]), COMMAND_TIMEOUT)
+            if not task.cancelled() and task.exception() is not None:
+                logger.error("the %s work failed; handing its lease on", lease, exc_info=task.exception())
+            await asyncio.sleep(LEASE_RETRY)
+
+
+async def _stop(task: asyncio.Future[None], what: str) -> None:
+    """Cancel `task` and wait for it, cancelling again if a cancellation was swallowed (on Python
+    3.11 `asyncio.wait_for`, inside redis-py, can drop one that lands as its command finishes)."""
+    for _ in range(20):
+        if task.done():
+            return
+        task.cancel()
+        await asyncio.wait([task], timeout=0.25)
+    logger.error("the %s work would not stop", what)

@@ -16,8 +16,6 @@ __all__ = ["router"]
 
 router = APIRouter(tags=["meta"])
 
-_process = psutil.Process()
-
 
 @router.get("/healthz", responses={503: {"description": "The broker (Redis) is unreachable; says why."}})
 async def healthz(runtime: Annotated[Runtime, Depends(get_runtime)]) -> dict[str, str]:
@@ -48,7 +46,7 @@ async def stats(runtime: Annotated[Runtime, Depends(get_runtime)]) -> dict[str, 
         "version": __version__,
         "uptime_s": round(time.monotonic() - runtime.started_monotonic, 3),
         "ticks_published": runtime.stats.ticks_published,
-        "rss_bytes": _process.memory_info().rss,
+        "rss_bytes": psutil.Process().memory_info().rss,  # (per call: a worker is a fork of the supervisor)
         "broker": runtime.broker.name,
         "broker_problem": runtime.broker.problem,
         "leases": sorted(runtime.broker.held),

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from server.broker import BrokerUnavailable
 from server.runtime import Runtime, get_runtime
 from server.transports.publish import read_validated_body
+from server.webhook_registry import TooManyWebhooks
 from server.webhooks import TargetRefused
 
 __all__ = ["router"]
@@ -52,9 +53,12 @@ async def register(request: Request, runtime: Annotated[Runtime, Depends(get_run
         runtime.topic_or_404(symbol)
     registry = runtime.webhook_registry
     try:
-        if await registry.count() >= runtime.settings.max_webhooks:
-            raise HTTPException(429, f"at most {runtime.settings.max_webhooks} webhooks; delete one first")
-        endpoint_id, secret = await registry.register(body.url, list(dict.fromkeys(body.symbols)))
+        limit = runtime.settings.max_webhooks
+        if await registry.count() >= limit:
+            raise TooManyWebhooks(limit)
+        endpoint_id, secret = await registry.register(body.url, list(dict.fromkeys(body.symbols)), limit)
+    except TooManyWebhooks:
+        raise HTTPException(429, f"at most {runtime.settings.max_webhooks} webhooks; delete one first") from None
     except TargetRefused as exc:
         raise HTTPException(422, str(exc)) from None
     except BrokerUnavailable as exc:

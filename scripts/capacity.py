@@ -18,12 +18,13 @@ KB_PER_CONNECTION = {"sse": 12.2, "ws": 6.4, "longpoll": 4.4, "poll": 4.4}
 """Server memory per open connection (PSS growth per connection at 1,000; benchmarks section 4). Poll:
 a kept-alive idle connection on the same protocol as a held long poll (assumed equal to it)."""
 US_PER_DELIVERY = {"sse": 7.9, "ws": 7.1, "longpoll": 29.6, "poll": 29.6}
-"""Server CPU per delivered tick (push) or per request (long poll, poll), at 1,000 subscribers
-(benchmarks section 4). Poll is assumed to cost a long poll's immediate answer (same protocol, same
-one-write answer, no hold)."""
-CORE_DELIVERIES = 100_000
-"""What one process delivered per second with p99 under 100 ms: ~97,000/s (SSE) at 100 ticks/s to
-1,000 subscribers (benchmarks section 3): one core is the ceiling of one process."""
+"""Server CPU per delivered tick (push) or per request (long poll, poll), at 1,000 subscribers and
+10 ticks/s (benchmarks section 4); at 200 ticks/s batching brings it to 3.6-4.5 us (section 5). A
+tick's fixed cost in each process (reading it from Redis) is `US_PER_TICK_READ`, apart. Poll is
+assumed to cost a long poll's immediate answer (same protocol, same one-write answer, no hold)."""
+CORE_DELIVERIES = 200_000
+"""What one process delivered per second with p99 under 100 ms and nothing lost: ~200,000/s (SSE and
+WebSocket) at 200 ticks/s to 1,000 subscribers, using 70 % of a core (benchmarks section 5)."""
 US_PER_TICK_READ = 200.0
 """Server CPU for one tick read from Redis by blocking XREAD (docs/redis-hop.md: 172 us per tick at
 1,000 ticks/s over 50 symbols, 349 at 100 ticks/s, as replies batch less; 200 assumed at 500/s)."""

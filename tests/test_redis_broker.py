@@ -213,6 +213,9 @@ async def test_redis_gone_for_5_s_and_back_empty_crashes_nothing_and_reports_one
     ):
         events = tick_events(source.aiter_sse())
         old_epoch = json.loads((await anext(events)).data)["epoch"]
+        held = asyncio.create_task(
+            client.get(f"{b.url}/api/longpoll/{symbol}", params={"after": 1, "timeout": 30}, timeout=40)
+        )
         own_redis.stop()
         for server in (a, b):
             await until(lambda server=server: _is(client, server, 503), timeout=10)
@@ -236,6 +239,9 @@ async def test_redis_gone_for_5_s_and_back_empty_crashes_nothing_and_reports_one
         assert got[-3:] == stored
         assert [t["seq"] for t in got] == list(range(1, len(got) + 1)), "the new history, from its start"
         assert {t["epoch"] for t in got} == {new_epoch}
+        answer = (await held).json()  # held through the outage, answered in the new epoch
+        assert answer["gap"] is True
+        assert {t["epoch"] for t in answer["ticks"]} == {new_epoch}
     for server in (a, b):
         code, output = server.stop()
         assert code == 0, output

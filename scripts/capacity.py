@@ -17,7 +17,7 @@ from dataclasses import dataclass
 KB_PER_CONNECTION = {"sse": 12.2, "ws": 6.4, "longpoll": 4.4, "poll": 4.4}
 """Server memory per open connection (PSS growth per connection at 1,000; benchmarks section 4). Poll:
 a kept-alive idle connection on the same protocol as a held long poll (assumed equal to it)."""
-US_PER_DELIVERY = {"sse": 7.9, "ws": 7.1, "longpoll": 29.6, "poll": 29.6}
+US_PER_DELIVERY = {"sse": 7.9, "ws": 7.9, "longpoll": 29.6, "poll": 29.6}
 """Server CPU per delivered tick (push) or per request (long poll, poll), at 1,000 subscribers and
 10 ticks/s (benchmarks section 4); at 200 ticks/s batching brings it to 3.6-4.5 us (section 5). A
 tick's fixed cost in each process (reading it from Redis) is `US_PER_TICK_READ`, apart. Poll is

@@ -109,6 +109,14 @@ def serve(settings: Settings, sock: socket.socket) -> int:
         proxy_headers=False,  # no proxy in front by default; saves a layer on every request
     )
     logging.getLogger("uvicorn.error").addFilter(_RefusalIsNotAnError())
+    ours = logging.getLogger("pushpull")  # warnings (Redis lost and back...), one line each; say which worker
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        logging.Formatter("worker %(process)d: %(message)s" if settings.workers > 1 else "%(message)s")
+    )
+    ours.addHandler(handler)
+    ours.setLevel(logging.WARNING)
+    ours.propagate = False
     if settings.access_log:  # uvicorn's access lines are INFO; the rest of its logging stays at warning
         logging.getLogger("uvicorn.access").setLevel(logging.INFO)
     server = _Server(config, app.runtime)

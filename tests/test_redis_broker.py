@@ -24,6 +24,7 @@ from websockets.asyncio.client import connect
 from tests.helpers import RunningServer, ServerFactory, prices, publish, start_server, until, until_sync
 from tests.redis_server import RedisServer
 from tests.test_webhooks import WAIT, Receiver, receiving, register, verified_seqs
+from tui.app import PushPullApp
 
 Tick = dict[str, Any]
 
@@ -247,6 +248,24 @@ async def test_redis_gone_for_5_s_and_back_empty_crashes_nothing_and_reports_one
         assert code == 0, output
         assert "Traceback" not in output, output
         assert output.count("lost Redis at") == 1, output
+
+
+async def test_the_app_says_when_a_servers_broker_is_away(
+    server_factory: ServerFactory, own_redis: RedisServer
+) -> None:
+    """Push panes stay connected and quiet while Redis is away; the server bar says why, and stops
+    saying it when Redis is back."""
+    server = server_factory("--no-feed", "--broker", own_redis.url())
+    app = PushPullApp(server.url, stats_interval=0.2, seed=1)
+    async with asyncio.timeout(40), app.run_test(size=(100, 30)) as pilot:
+        await until(
+            lambda: "instance" in str(app.server_bar.render()) or "held" in str(app.server_bar.render()), pilot=pilot
+        )
+        assert "broker unreachable" not in str(app.server_bar.render())
+        own_redis.stop()
+        await until(lambda: "broker unreachable" in str(app.server_bar.render()), pilot=pilot)
+        own_redis.start()
+        await until(lambda: "broker unreachable" not in str(app.server_bar.render()), pilot=pilot)
 
 
 async def _is(client: httpx.AsyncClient, server: RunningServer, status: int) -> bool:

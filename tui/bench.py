@@ -295,7 +295,10 @@ def build_parser() -> ArgumentParser:
         help=f"comma-separated (default {','.join(DEFAULT_MODES)})",
     )
     parser.add_argument(
-        "--clients", type=integer(1, 10_000), default=1, help="subscribers per mode, 1 to 10000 (default 1)"
+        "--clients",
+        type=integer(1, 10_000),
+        default=None,
+        help="subscribers per mode, 1 to 10000, spread over the servers (default 1 per server)",
     )
     parser.add_argument(
         "--duration",
@@ -316,6 +319,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         problem = refused_with_server(args)
         if problem is not None:
             raise UsageError(problem)
+        servers = len(args.server or ()) or 1
+        if args.clients is None:
+            args.clients = servers
+        elif args.clients < servers:
+            raise UsageError(
+                f"--clients {args.clients} leaves {servers - args.clients} of the {servers} servers without "
+                f"clients (client i goes to server i mod {servers}); give --clients {servers} or more"
+            )
     modes: list[str] = args.modes
     embedded: EmbeddedServer | None = None
     urls: list[str] = args.server or []
@@ -353,7 +364,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if short:
         out.print(
             f"not shown, too few delays for them: {', '.join(short)} (p95 needs {samples_needed(0.95)}, "
-            f"p99 {samples_needed(0.99)}; run longer, with more --clients or a higher --tick-rate)"
+            f"p99 {samples_needed(0.99)}; run longer, with more --clients"
+            + (")" if args.server else " or a higher --tick-rate)")
         )
     opened = results["server"]["open_connections"]
     if opened < MEMORY_SAMPLE:  # suggest enough clients for MEMORY_SAMPLE held connections, in tens

@@ -30,8 +30,8 @@ from typing import Any, cast
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import AuthenticationError, AuthorizationError, RedisError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError, ResponseError
 
 from server.broker import BrokerUnavailable, LeaseLost, TickSink, public_url
 from server.broker.memory import new_epoch
@@ -123,6 +123,11 @@ def reachable(url: str) -> str | None:
         return f"invalid Redis URL {public_url(url)!r}: {exc}"
     try:
         client.ping()
+    except (AuthenticationError, AuthorizationError, ResponseError) as exc:
+        return (
+            f"Redis at {public_url(url)} refused us: {exc} "
+            "(a password goes in the URL: redis://:PASSWORD@HOST:PORT/DB, or redis://USER:PASSWORD@...)"
+        )
     except (RedisError, ValueError, OSError) as exc:
         return f"cannot reach Redis at {public_url(url)}: {exc}"
     finally:

@@ -86,6 +86,8 @@ class ServerBar(Static):
         if error is not None:
             parts.append((0, Text(f"server: {error}", "red")))
         elif stats is not None:
+            if (trouble := broker_trouble(stats)) is not None:
+                parts.append((0, trouble))
             transports: dict[str, dict[str, int]] = stats.get("transports", {})
             parts.append((2, Text(f"{stats.get('tick_rate', 0):g} ticks/s")))
             parts.append((3, Text(f"{held_connections(stats)} held connections")))
@@ -113,6 +115,8 @@ class ServerBar(Static):
                 text.append(f" {error}", "red")
             elif stats is not None:
                 text.append(f" {stats.get('instance', '?')}")
+                if (trouble := broker_trouble(stats)) is not None:
+                    text.append(" ").append(trouble)
                 answers.append(stats)
             parts.append((1, text))
         if not answers:
@@ -129,6 +133,16 @@ class ServerBar(Static):
         brokers = sorted({str(stats.get("broker", "?")) for stats in answers})
         parts.append((6, Text(f"broker{'s' if len(brokers) > 1 else ''} {', '.join(brokers)}")))
         return parts
+
+
+def broker_trouble(stats: dict[str, Any]) -> Text | None:
+    """A short red word when the server's broker cannot serve (its `/api/stats` `broker_problem`):
+    while Redis is away, push panes stay connected but quiet, and this says why."""
+    problem = stats.get("broker_problem")
+    if not problem:
+        return None
+    what = "unreachable" if "unreachable" in str(problem) else "refusing"
+    return Text(f"broker {what}", "bold red")
 
 
 def held_connections(stats: dict[str, Any]) -> int:

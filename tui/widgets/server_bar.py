@@ -115,12 +115,13 @@ class ServerBar(Static):
                 text.append(f" {error}", "red")
             elif stats is not None:
                 text.append(f" {stats.get('instance', '?')}")
-                if (trouble := broker_trouble(stats)) is not None:
-                    text.append(" ").append(trouble)
                 answers.append(stats)
             parts.append((1, text))
         if not answers:
             return parts
+        troubles = [trouble for stats in answers if (trouble := broker_trouble(stats)) is not None]
+        if troubles:  # (once: they share a broker, and the bar must keep room for every server)
+            parts.insert(1, (0, troubles[0]))
         epochs = {stats.get("epoch") for stats in answers}
         if len(epochs) > 1:  # not one history: the same tick has different seqs on them
             parts.append((2, Text("separate feeds (epochs differ)", "yellow")))

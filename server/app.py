@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FrontDoor:
         runtime.stats.ticks_published += len(opened)
 
         async def run_feed() -> None:
+            await broker.ready()  # walk on from the last published prices, not the opening ones
             feed.continue_from({s: t.latest.tick.price for s, t in hub.topics.items() if t.latest is not None})
             await feed.run(functools.partial(runtime.publish, lease="feed"))
 

@@ -32,6 +32,7 @@ logger = logging.getLogger("pushpull.webhooks")
 REGISTRATIONS = "pushpull:webhooks"
 STATUS = "pushpull:webhook-status"
 ADD_IF_ROOM = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 1 end
 if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
 return redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 """
@@ -173,9 +174,9 @@ class SharedRegistry:
                 with contextlib.suppress(RedisError):  # the broker warns once per outage; queued deliveries go on
                     await self._sync()
                 await asyncio.sleep(SYNC_PERIOD)
-        finally:
-            for endpoint_id in list(self.dispatcher.endpoints):
-                await self.dispatcher.remove(endpoint_id)
+        finally:  # stop sending at once, every endpoint, even if this wait is itself cut short
+            stopping = self.dispatcher.detach_all()
+            await asyncio.shield(asyncio.gather(*stopping, return_exceptions=True))
 
     async def _sync(self) -> None:
         """Adopt new registrations, drop removed ones, write counters and cursors back."""
@@ -204,6 +205,7 @@ class SharedRegistry:
                 endpoint.disable(described.get("disabled_reason") or "disabled")
             for counter in ("delivered", "failed_attempts", "dropped"):
                 setattr(endpoint, counter, int(described.get(counter) or 0))
+            await asyncio.sleep(0)  # hundreds to adopt at once must not stall the loop (and the leases)
         if self.dispatcher.endpoints:
             statuses = {
                 endpoint_id: json.dumps(

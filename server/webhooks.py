@@ -187,6 +187,18 @@ class WebhookDispatcher:
             await asyncio.gather(endpoint.task, return_exceptions=True)
         return True
 
+    def detach_all(self) -> list[asyncio.Task[None]]:
+        """Stop delivering to every endpoint now, without awaiting: the tasks to wait for."""
+        tasks: list[asyncio.Task[None]] = []
+        for endpoint in self.endpoints.values():
+            for subscription in endpoint.subscriptions:
+                subscription.cancel()
+            if endpoint.task is not None:
+                endpoint.task.cancel()
+                tasks.append(endpoint.task)
+        self.endpoints.clear()
+        return tasks
+
     async def close(self) -> None:
         for endpoint_id in list(self.endpoints):
             await self.remove(endpoint_id)

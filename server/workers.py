@@ -19,6 +19,7 @@ import os
 import signal
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from types import FrameType
 
@@ -27,7 +28,8 @@ __all__ = ["supervise"]
 STOPPING_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 RESTART_WINDOW = 60.0
 RESTART_PAUSE_CAP = 30.0
-"""A replacement waits 2^(deaths in the last `RESTART_WINDOW` s - 1) seconds, at most this long."""
+"""A replacement starts at once after the first death in `RESTART_WINDOW` s, then after 1, 2, 4... s,
+at most this long; each on its own clock, so workers dying together come back together."""
 PR_SET_PDEATHSIG = 1
 
 
@@ -53,6 +55,8 @@ def _fork(serve: Callable[[], int]) -> int:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPPING_SIGNALS)
             _die_with_parent(parent)
             status = serve()
+        except BaseException:
+            traceback.print_exc()  # (os._exit below would end the process before Python printed it)
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
@@ -85,22 +89,27 @@ def supervise(count: int, serve: Callable[[], int], prog: str) -> int:
     for _ in range(count):
         start_one()
     deaths: list[float] = []
-    while workers:
+    restarts: list[float] = []
+    """When each replacement is due: each dead worker's pause runs on its own clock."""
+    while workers or (restarts and not stopping):
         try:
-            pid, wait_status = os.wait()
+            pid, wait_status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
-            break
-        workers.discard(pid)
-        if stopping:
+            pid, wait_status = 0, 0
+        if pid:
+            workers.discard(pid)
+            if not stopping:
+                code = os.waitstatus_to_exitcode(wait_status)
+                now = time.monotonic()
+                deaths = [t for t in deaths if now - t < RESTART_WINDOW] + [now]
+                pause = min(RESTART_PAUSE_CAP, 2.0 ** (len(deaths) - 2)) if len(deaths) > 1 else 0.0
+                how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
+                print(f"{prog}: worker {pid} {how}; starting another in {pause:g} s", file=sys.stderr, flush=True)
+                restarts.append(now + pause)
             continue
-        code = os.waitstatus_to_exitcode(wait_status)
         now = time.monotonic()
-        deaths = [t for t in deaths if now - t < RESTART_WINDOW] + [now]
-        pause = min(RESTART_PAUSE_CAP, 2.0 ** (len(deaths) - 1)) if len(deaths) > 1 else 0.0
-        how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
-        print(f"{prog}: worker {pid} {how}; starting another in {pause:g} s", file=sys.stderr, flush=True)
-        until = time.monotonic() + pause
-        while not stopping and time.monotonic() < until:
-            time.sleep(0.05)
-        start_one()
+        for due in [t for t in restarts if t <= now]:
+            restarts.remove(due)
+            start_one()
+        time.sleep(0.05)
     return 0

@@ -55,6 +55,10 @@ class Broker(Protocol):
 
     async def stop(self) -> None: ...
 
+    async def ready(self) -> None:
+        """Returns once the history is loaded (at once in memory; with Redis, when it first answers)."""
+        ...
+
     async def publish(self, items: Sequence[tuple[str, float]], *, lease: str | None = None) -> list[Tick]:
         """Stamp each (symbol, price) with the next `seq` and the publish time, and distribute it;
         the ticks have reached this process's sink when it returns. With `lease`, only while this

@@ -39,6 +39,9 @@ class MemoryBroker:
     async def stop(self) -> None:
         self._sink = None
 
+    async def ready(self) -> None:
+        return None
+
     async def publish(self, items: Sequence[tuple[str, float]], *, lease: str | None = None) -> list[Tick]:
         now = publish_time()
         ticks: list[Tick] = []

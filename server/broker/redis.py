@@ -30,7 +30,15 @@ from typing import Any, cast
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import AuthenticationError, AuthorizationError, RedisError, ResponseError
+from redis.exceptions import (
+    AuthenticationError,
+    AuthorizationError,
+    NoPermissionError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from server.broker import BrokerUnavailable, LeaseLost, TickSink, public_url
@@ -96,6 +104,20 @@ return epoch
 """
 """The epoch, created (as ARGV[1]) in a Redis that has none."""
 RECEIPT_MS = 10_000
+REFUSALS = (OutOfMemoryError, ReadOnlyError, NoPermissionError)
+"""How Redis refuses a write while it answers (with MISCONF, a failing snapshot): shown by `/healthz`."""
+REFUSAL_SHOWN = 10.0
+
+ACQUIRE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return 1
+end
+return 0
+"""
+"""Take a lease if free; already ours (a retried call whose first reply was lost) counts as taken."""
 
 RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -123,11 +145,14 @@ def reachable(url: str) -> str | None:
         return f"invalid Redis URL {public_url(url)!r}: {exc}"
     try:
         client.ping()
-    except (AuthenticationError, AuthorizationError, ResponseError) as exc:
+    except (AuthenticationError, AuthorizationError) as exc:
         return (
             f"Redis at {public_url(url)} refused us: {exc} "
             "(a password goes in the URL: redis://:PASSWORD@HOST:PORT/DB, or redis://USER:PASSWORD@...)"
         )
+    except ResponseError as exc:
+        hint = " (a password goes in the URL: redis://:PASSWORD@HOST:PORT/DB)" if "AUTH" in str(exc) else ""
+        return f"Redis at {public_url(url)} refused us: {exc}{hint}"
     except (RedisError, ValueError, OSError) as exc:
         return f"cannot reach Redis at {public_url(url)}: {exc}"
     finally:
@@ -137,14 +162,15 @@ def reachable(url: str) -> str | None:
 
 def _client(url: str, timeout: float | None, retries: int) -> aioredis.Redis:
     """A client that retries a broken connection `retries` times, never a timeout. Safe for the
-    commands client: every command it sends is idempotent (a publish by its receipt). Not for the
-    reader: a blocking read retried on a new connection (a restarted, emptied Redis) would read
-    from IDs of a history that is gone, so the follower handles every failure itself."""
+        commands client: what it sends is idempotent or answers the same when retried (a publish by
+    its receipt, taking a lease by its token, adding a webhook by its id; a retried delete can
+    answer "not found" for what its first try deleted). Not for the
+        reader: a blocking read retried on a new connection (a restarted, emptied Redis) would read
+        from IDs of a history that is gone, so the follower handles every failure itself."""
     return aioredis.Redis.from_url(
         url,
         socket_timeout=timeout,
         socket_connect_timeout=COMMAND_TIMEOUT,
-        health_check_interval=1,
         retry=Retry(NoBackoff(), retries, supported_errors=(RedisConnectionError,)),
         client_name=f"pushpull:{socket.gethostname()}:{os.getpid()}",
     )
@@ -167,6 +193,7 @@ class RedisBroker:
         self._reader = _client(url, READ_BLOCK_MS / 1000 + COMMAND_TIMEOUT, retries=0)
         self._publish = self._redis.register_script(PUBLISH)
         self._epoch_script = self._redis.register_script(EPOCH)
+        self._acquire = self._redis.register_script(ACQUIRE)
         self._renew = self._redis.register_script(RENEW)
         self._release = self._redis.register_script(RELEASE)
         self._epoch = ""
@@ -180,11 +207,12 @@ class RedisBroker:
         self._held: set[str] = set()
         self._problem: str | None = None
         """Why the streams cannot be followed now (set by the follower)."""
-        self._publish_problem: str | None = None
-        """Why Redis refuses publishes while it answers (out of memory, a read-only replica...)."""
+        self._refusal: tuple[float, str] | None = None
+        """When and why Redis last refused a write while it answered (out of memory, a read-only
+        replica...): reported by `problem` for `REFUSAL_SHOWN` seconds."""
         self._outage_began = 0.0
-        self._loaded = False
-        """The history has been read into the sink once (at start, or at the first connection)."""
+        self._loaded = asyncio.Event()
+        """Set once the history has been read into the sink (at start, or at the first connection)."""
         self._pending_openings: list[tuple[str, float]] = []
         """Opening ticks to publish once Redis answers (asked for while it did not)."""
         self._foreign = False
@@ -196,7 +224,11 @@ class RedisBroker:
 
     @property
     def problem(self) -> str | None:
-        return self._problem or self._publish_problem
+        if self._problem is not None:
+            return self._problem
+        if self._refusal is not None and time.monotonic() - self._refusal[0] < REFUSAL_SHOWN:
+            return self._refusal[1]
+        return None
 
     @property
     def client(self) -> aioredis.Redis:
@@ -226,16 +258,23 @@ class RedisBroker:
         """On every (re)connection: learn the epoch; the first time, read the history; publish any
         opening ticks asked for while Redis was away."""
         await self._sync_epoch()
-        if not self._loaded:
+        if not self._loaded.is_set():
             for stream, symbol in self._streams.items():
                 newest_first = cast(Entries, await self._redis.xrevrange(stream, count=self._history))
                 for entry_id, fields in reversed(newest_first):
                     self._take(symbol, entry_id, fields)
                     self._positions[stream] = entry_id
-            self._loaded = True
+            self._loaded.set()
+        await self._publish_pending()
+
+    async def _publish_pending(self) -> None:
+        """The opening ticks asked for while Redis was away, or lost with its history."""
         if self._pending_openings:
             await self._run_publish(self._pending_openings, "opening", None, wait=False)
             self._pending_openings = []
+
+    async def ready(self) -> None:
+        await self._loaded.wait()
 
     async def stop(self) -> None:
         if self._follower is not None:
@@ -266,6 +305,8 @@ class RedisBroker:
     ) -> list[Tick]:
         if lease is not None and lease not in self._held:
             raise LeaseLost(lease)
+        if not items:
+            return []
         keys: list[str] = [f"{PREFIX}epoch", f"{PREFIX}lease:{lease or ''}", f"{PREFIX}receipt:{secrets.token_hex(8)}"]
         for symbol, _ in items:
             keys += [f"{PREFIX}seq:{symbol}", f"{PREFIX}ticks:{symbol}"]
@@ -278,15 +319,17 @@ class RedisBroker:
         except ResponseError as exc:
             if "LEASE" in str(exc):
                 raise LeaseLost(lease or "") from None
-            if self._publish_problem is None:
-                logger.warning("Redis at %s refuses to publish: %s", self.name, exc)
-            self._publish_problem = f"Redis at {self.name} refuses to publish: {exc}"
-            raise BrokerUnavailable(self._publish_problem) from None
+            reason = f"Redis at {self.name} refuses to publish: {exc}"
+            if isinstance(exc, REFUSALS) or "MISCONF" in str(exc):
+                if self._refusal is None:
+                    logger.warning("%s", reason)
+                self._refusal = (time.monotonic(), reason)
+            raise BrokerUnavailable(reason) from None
         except RedisError as exc:
             raise BrokerUnavailable(f"Redis at {self.name} is unreachable: {exc}") from None
-        if self._publish_problem is not None:
+        if self._refusal is not None:
             logger.warning("Redis at %s publishes again", self.name)
-            self._publish_problem = None
+            self._refusal = None
         epoch = reply[0].decode()
         ticks = [
             Tick(symbol=symbol, seq=int(seq), price=price, ts=now, epoch=epoch)
@@ -332,7 +375,7 @@ class RedisBroker:
         self._seen.clear()
         if had_history:
             logger.warning("Redis lost the tick history; it is now epoch %s (clients get a gap)", epoch)
-            self._pending_openings = list(self._last_price.items())  # (published by `_connect`)
+            self._pending_openings = list(self._last_price.items())  # (published by `_publish_pending`)
 
     def _take(self, symbol: str, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
         epoch = fields[b"e"].decode()
@@ -344,6 +387,8 @@ class RedisBroker:
             self._foreign = True
             return
         seq = int(entry_id.partition(b"-")[0])
+        if seq <= self._seen.get(symbol, 0):  # (read twice: a history load cut short, then done again)
+            return
         price = float(fields[b"p"])
         tick = Tick.model_construct(symbol=symbol, seq=seq, price=price, ts=float(fields[b"t"]), epoch=epoch)
         self._seen[symbol] = seq
@@ -365,6 +410,7 @@ class RedisBroker:
                     delay = RECONNECT_FIRST
                     if not reply:  # a quiet second: check that the history was not emptied meanwhile
                         await self._sync_epoch()
+                        await self._publish_pending()
                         continue
                     for stream, entries in reply:
                         symbol = self._streams[stream]
@@ -375,6 +421,7 @@ class RedisBroker:
                     if self._foreign:
                         self._foreign = False
                         await self._sync_epoch()
+                        await self._publish_pending()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -419,7 +466,9 @@ class RedisBroker:
         while True:
             asked = time.monotonic()
             try:
-                acquired = await asyncio.wait_for(self._redis.set(key, self._token, nx=True, px=ttl_ms), LEASE_TTL / 2)
+                acquired = bool(
+                    await asyncio.wait_for(self._acquire(keys=[key], args=[self._token, ttl_ms]), LEASE_TTL / 2)
+                )
             except (RedisError, OSError, TimeoutError):
                 acquired = False
             if not acquired:
@@ -450,18 +499,22 @@ class RedisBroker:
                 self._held.discard(lease)
                 await _stop(task, lease)
                 with contextlib.suppress(RedisError, OSError, TimeoutError):
-                    await asyncio.wait_for(self._release(keys=[key], args=[self._token]), COMMAND_TIMEOUT)
+                    await asyncio.wait_for(self._release(keys=[key], args=[self._token]), 1.0)
             if not task.cancelled() and task.exception() is not None:
                 logger.error("the %s work failed; handing its lease on", lease, exc_info=task.exception())
             await asyncio.sleep(LEASE_RETRY)
 
 
 async def _stop(task: asyncio.Future[None], what: str) -> None:
-    """Cancel `task` and wait for it, cancelling again if a cancellation was swallowed (on Python
-    3.11 `asyncio.wait_for`, inside redis-py, can drop one that lands as its command finishes)."""
-    for _ in range(20):
-        if task.done():
-            return
+    """Cancel `task` and wait until it has ended, cancelling again if a cancellation was swallowed
+    (on Python 3.11 `asyncio.wait_for`, inside redis-py, can drop one that lands as its command
+    finishes). Never returns while it runs: the lease is not contended for again meanwhile, so one
+    process never runs its work twice."""
+    began = time.monotonic()
+    warned = False
+    while not task.done():
         task.cancel()
         await asyncio.wait([task], timeout=0.25)
-    logger.error("the %s work would not stop", what)
+        if not warned and time.monotonic() - began > 5:
+            warned = True
+            logger.error("the %s work is slow to stop; still cancelling it", what)

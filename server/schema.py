@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from server.wire import tick_json
 
@@ -17,6 +17,7 @@ __all__ = [
     "LongPollReply",
     "Ping",
     "PublishItem",
+    "SeqCursor",
     "Subscribe",
     "Tick",
     "Unsubscribe",
@@ -39,6 +40,25 @@ Price = Annotated[
     float,
     Field(gt=0, le=MAX_PRICE, allow_inf_nan=False, strict=True, description="Rupees; rounded to 0.05."),
 ]
+
+
+MAX_SEQ_DIGITS = 18
+
+
+def _whole_number(value: object) -> object:
+    """A cursor is written in ASCII digits and nothing else: Python's int() also takes "+1",
+    "1_0", " 1", "1.0" (through pydantic) and other scripts' digits, none of which a client means."""
+    if isinstance(value, bool) or isinstance(value, float):
+        raise ValueError("expected a whole number, like 42")
+    if isinstance(value, str):
+        if not (value.isascii() and value.isdigit()) or len(value) > MAX_SEQ_DIGITS:
+            raise ValueError(f"expected a whole number of up to {MAX_SEQ_DIGITS} digits 0-9, like 42")
+        return int(value)
+    return value
+
+
+SeqCursor = Annotated[int, BeforeValidator(_whole_number), Field(ge=0, le=10**MAX_SEQ_DIGITS)]
+"""A `seq` a client says it has (`after`): a non-negative whole number in ASCII digits."""
 
 
 def round_to_tick(price: float) -> float:
@@ -102,7 +122,7 @@ class Subscribe(BaseModel):
 
     op: Literal["subscribe"]
     symbols: list[str] = Field(min_length=1)
-    after: dict[str, NonNegativeInt] = Field(default_factory=dict)
+    after: dict[str, SeqCursor] = Field(default_factory=dict)
     epoch: str | None = None
 
 

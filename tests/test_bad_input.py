@@ -202,6 +202,13 @@ async def test_a_batch_with_one_unknown_symbol_publishes_nothing(watcher: Watche
         "after=1&timeout=nan",
         "after=1&timeout=inf",
         "after=1&timeout=soon",
+        pytest.param("after=1.0", id="after=1.0"),
+        pytest.param("after=%2B1", id="after=+1"),
+        pytest.param("after=1_0", id="after=1_0"),
+        pytest.param("after=%201", id="after=space1"),
+        pytest.param("after=%D9%A1", id="after=arabic-indic-one"),
+        pytest.param("after=%C2%B2", id="after=superscript-two"),
+        pytest.param("after=" + "9" * 19, id="after=19-digits"),
     ],
 )
 async def test_a_bad_long_poll_cursor_or_timeout_is_a_422(
@@ -211,6 +218,23 @@ async def test_a_bad_long_poll_cursor_or_timeout_is_a_422(
     async with asyncio.timeout(WAIT):
         response = await client.get(f"{watcher.server.url}/api/longpoll/{SYMBOL}?{query}")
     assert_error(response, 422)
+    await watcher.publish(client)
+
+
+@pytest.mark.parametrize("form", ["header", "query"])
+async def test_a_last_event_id_with_a_digit_that_is_not_0_to_9_resumes_as_unknown(
+    watcher: Watcher, client: httpx.AsyncClient, form: str
+) -> None:
+    """`x:²` (Python's int() calls "²" a digit, then refuses it) is a cursor nobody could have
+    been given: the stream opens with a gap ("unknown") and the latest tick, not a 500."""
+    url = f"{watcher.server.url}/api/stream/{SYMBOL}"
+    headers = {"Last-Event-ID": "x:²".encode("latin-1")} if form == "header" else {}
+    params = {"last_event_id": "x:²"} if form == "query" else {}
+    async with asyncio.timeout(WAIT), aconnect_sse(client, "GET", url, headers=headers, params=params) as source:
+        assert source.response.status_code == 200
+        first = await anext(e async for e in source.aiter_sse() if e.event in ("gap", "tick"))  # (after `retry:`)
+    assert first.event == "gap", (first.event, first.data)
+    assert json.loads(first.data)["reason"] == "unknown"
     await watcher.publish(client)
 
 

@@ -21,7 +21,7 @@ from server.rawhttp import (
     validated_query,
 )
 from server.runtime import Runtime
-from server.schema import LongPollReply
+from server.schema import LongPollReply, SeqCursor
 from server.wire import longpoll_reply
 
 __all__ = ["ROUTE", "Hold", "after_hold", "begin", "serve"]
@@ -33,7 +33,7 @@ SHUTDOWN_RETRY_AFTER_S = 2
 
 
 class LongPollQuery(BaseModel):
-    after: int | None = Field(None, ge=0, description="Last seq the client has.")
+    after: SeqCursor | None = Field(None, description="Last seq the client has.")
     timeout: float = Field(25, ge=1, le=60, description="Seconds to hold.")
     epoch: str | None = Field(None, max_length=64, description="Epoch `after` counts in.")
 

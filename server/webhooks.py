@@ -40,8 +40,15 @@ class TargetRefused(ValueError):
 
 
 async def check_target(url: str, allowed: Iterable[IPNetwork]) -> None:
-    """Refuse a URL unless it is http(s) and every address its host resolves to is allowed."""
-    parts = urlsplit(url)
+    """Refuse a URL unless it is http(s), one httpx can request, and every address its host
+    resolves to is allowed."""
+    if any(ch.isspace() or not ch.isprintable() for ch in url):
+        raise TargetRefused("webhook URL must not contain spaces or control characters")
+    try:
+        parts = urlsplit(url)
+        httpx.URL(url)
+    except (ValueError, httpx.InvalidURL) as exc:
+        raise TargetRefused(f"webhook URL is not a valid URL: {exc}") from None
     if parts.scheme not in ("http", "https"):
         raise TargetRefused(f"webhook URL must be http or https, not {parts.scheme or 'nothing'!r}")
     host = parts.hostname
@@ -258,6 +265,8 @@ class WebhookDispatcher:
             endpoint.last_error = str(exc)
         except httpx.HTTPError as exc:
             endpoint.last_error = type(exc).__name__
+        except (httpx.InvalidURL, ValueError) as exc:  # (refused at registration; a request that cannot even
+            endpoint.last_error = f"cannot send: {exc}"  # be made must still show here, not end the task)
         endpoint.failed_attempts += 1
         self.failures += 1
         endpoint.failure_streak += 1

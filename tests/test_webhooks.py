@@ -234,6 +234,20 @@ async def test_bad_registrations(shared_server: RunningServer) -> None:
         assert (await http.delete(url + "/wh_missing")).status_code == 404
 
 
+@pytest.mark.parametrize(
+    "target",
+    ["http://[::1/", "http://127.0.0.1:9\t/hook", "http://127.0.0.1:9/a hook", "http://127.0.0.1:9/\x00"],
+    ids=["unclosed-ipv6-bracket", "tab", "space", "nul"],
+)
+async def test_a_url_httpx_cannot_request_is_refused_at_registration(shared_server: RunningServer, target: str) -> None:
+    """422 saying why, not a 500, and not an endpoint whose deliveries die silently later (the
+    module's server must also end without a traceback)."""
+    async with httpx.AsyncClient() as http:
+        response = await http.post(shared_server.url + "/api/webhooks", json={"url": target, "symbols": ["TCS"]})
+    assert response.status_code == 422, response.text
+    assert "webhook URL" in response.json()["detail"]
+
+
 def test_the_published_test_vector_signs_as_published() -> None:
     """The Standard Webhooks spec's example: this secret, id, timestamp and body give this signature."""
     from datetime import UTC, datetime

@@ -48,7 +48,7 @@ MAX_SEQ_DIGITS = 18
 def _whole_number(value: object) -> object:
     """A cursor is written in ASCII digits and nothing else: Python's int() also takes "+1",
     "1_0", " 1", "1.0" (through pydantic) and other scripts' digits, none of which a client means."""
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, bool | float):
         raise ValueError("expected a whole number, like 42")
     if isinstance(value, str):
         if not (value.isascii() and value.isdigit()) or len(value) > MAX_SEQ_DIGITS:

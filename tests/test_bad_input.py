@@ -493,6 +493,24 @@ async def test_websocket_garbage_gets_error_frames_and_the_socket_stays_usable(
         assert [(f["type"], f["seq"], f["price"]) for f in frames] == [("tick", t["seq"], t["price"]) for t in stored]
 
 
+async def test_subscribing_again_to_a_followed_symbol_sends_nothing_twice(
+    watcher: Watcher, client: httpx.AsyncClient
+) -> None:
+    """A repeated subscribe (no cursor) is acknowledged and changes nothing: the latest tick is not
+    sent again (10,000 repeats once gave 11 copies), and new ticks come once each."""
+    async with connect(watcher.server.ws_url) as ws:
+        await ws.send(json.dumps({"op": "subscribe", "symbols": [SYMBOL]}))
+        assert (await next_frame(ws))["type"] == "subscribed"
+        assert (await next_frame(ws))["type"] == "tick"  # the latest, once
+        for _ in range(50):
+            await ws.send(json.dumps({"op": "subscribe", "symbols": [SYMBOL]}))
+        for _ in range(50):
+            assert (await next_frame(ws))["type"] == "subscribed"
+        stored = await watcher.publish(client, count=2)
+        frames = [await next_frame(ws) for _ in stored]
+        assert [(f["type"], f["seq"]) for f in frames] == [("tick", t["seq"]) for t in stored]
+
+
 async def test_a_websocket_frame_over_64_kib_closes_that_socket_with_1009(
     watcher: Watcher, client: httpx.AsyncClient
 ) -> None:

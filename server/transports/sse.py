@@ -120,7 +120,7 @@ async def watch(subscriber: StreamSubscriber[bytes], receive: Receive) -> None:
 
 def parse_event_id(value: str) -> tuple[str, int] | None:
     epoch, _, seq = value.strip().rpartition(":")
-    if not epoch or not (seq.isascii() and seq.isdigit()):  # (int() takes "²" and "١" as digits too)
+    if not epoch or not (seq.isascii() and seq.isdigit()):  # (int() takes "²" and other scripts' digits)
         return None
     return epoch, int(seq)
 

@@ -188,6 +188,8 @@ class WsConnection(StreamSubscriber[str]):
         for symbol in op.symbols:
             topic = hub.topics[symbol]
             after = op.after.get(symbol)
+            if after is None and symbol in self.subscriptions:
+                continue  # already followed, no cursor given: nothing to send again
             if after is not None and same_epoch and topic.after(after) is not None:
                 self.cursors[symbol] = after
             else:

@@ -250,6 +250,8 @@ class PushPullApp(App[None]):
         return focused if isinstance(focused, Pane) else None
 
     def on_repaint_timer(self) -> None:
+        if not self.screen_stack:  # the app is closing: its screens are gone before its timers
+            return
         self._repaints += 1
         self.repaint(figures=self._repaints % FIGURES_EVERY == 0)
 

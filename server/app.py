@@ -62,8 +62,8 @@ def create_app(settings: Settings | None = None) -> FrontDoor:
         tasks = [
             asyncio.create_task(_heartbeat(hub, settings.heartbeat), name="heartbeat"),
             asyncio.create_task(ws.sweep(runtime), name="ws-sweeper"),
+            asyncio.create_task(broker.exclusive("webhooks", runtime.webhook_registry.send), name="webhooks"),
         ]
-        tasks.append(asyncio.create_task(broker.exclusive("webhooks", runtime.webhook_registry.send), name="webhooks"))
         if settings.tick_rate > 0:
             tasks.append(asyncio.create_task(broker.exclusive("feed", run_feed), name="feed"))
         try:

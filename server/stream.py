@@ -75,6 +75,17 @@ class StreamSubscriber(Listener, Generic[P]):
     def on_new_epoch(self) -> None:
         self.stall()  # (`backlog` sends the gap)
 
+    def follow_new_epoch(self) -> list[P]:
+        """If the history was lost since the cursors were set: a gap per followed symbol, and the
+        cursors moved to the new history's start (so it is sent from seq 1). Else nothing."""
+        hub = self.hub
+        if self.epoch == hub.epoch:
+            return []
+        self.epoch = hub.epoch
+        for symbol in self.cursors:
+            self.cursors[symbol] = 0
+        return [self.framer.gap(symbol, hub.epoch, "epoch") for symbol in self.cursors]
+
     def stall(self) -> None:
         """The hub cannot write: hand writing to the task (noting first if the client left)."""
         self.stalled = True
@@ -87,13 +98,8 @@ class StreamSubscriber(Listener, Generic[P]):
         ticks among them). A cursor the ring no longer covers gets a gap and the latest tick:
         the stream conflates rather than closes. A due heartbeat goes only if no tick does."""
         hub, framer = self.hub, self.framer
-        payloads: list[P] = []
+        payloads: list[P] = self.follow_new_epoch()
         ticks = 0
-        if self.epoch != hub.epoch:  # the history was lost: a gap, then the new history from its start
-            self.epoch = hub.epoch
-            for symbol in self.cursors:
-                payloads.append(framer.gap(symbol, hub.epoch, "epoch"))
-                self.cursors[symbol] = 0
         for symbol, cursor in list(self.cursors.items()):
             entries, gap = hub.topics[symbol].resume(cursor)
             if not entries:

@@ -23,7 +23,7 @@ from redis.exceptions import RedisError
 from server.broker import BrokerUnavailable
 from server.broker.redis import RedisBroker
 from server.hub import Hub
-from server.webhooks import WebhookDispatcher, check_target, new_endpoint_id, new_secret
+from server.webhooks import Endpoint, WebhookDispatcher, check_target, new_endpoint_id, new_secret
 
 __all__ = ["LocalRegistry", "SharedRegistry", "TooManyWebhooks", "WebhookRegistry"]
 
@@ -143,21 +143,9 @@ class SharedRegistry:
         if status is not None:
             described: dict[str, Any] = json.loads(status)["described"]
             return described
-        registered = json.loads(record)
-        return {
-            "id": endpoint_id,
-            "url": registered["url"],
-            "symbols": registered["symbols"],
-            "state": "active",
-            "disabled_reason": None,
-            "delivered": 0,
-            "failed_attempts": 0,
-            "pending": 0,
-            "dropped": 0,
-            "last_status": None,
-            "last_error": None,
-            "sender": None,
-        }
+        registered = json.loads(record)  # not adopted by a sender yet: as a fresh endpoint describes itself
+        fresh = Endpoint(endpoint_id, registered["url"], registered["symbols"], registered["secret"], queue_limit=0)
+        return {**fresh.describe(), "sender": None}
 
     async def remove(self, endpoint_id: str) -> bool:
         try:

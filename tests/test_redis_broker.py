@@ -53,14 +53,16 @@ async def stats(client: httpx.AsyncClient, server: RunningServer) -> dict[str, A
     return result
 
 
+def quiet_pair(server_factory: ServerFactory, url: str) -> tuple[RunningServer, RunningServer]:
+    """Two quiet servers (no simulator, short heartbeats) on the Redis at `url`."""
+    a, b = (server_factory("--no-feed", "--heartbeat", "0.5", "--broker", url) for _ in range(2))
+    return a, b
+
+
 @pytest.fixture
 def pair(server_factory: ServerFactory, redis_server: RedisServer) -> tuple[RunningServer, RunningServer]:
-    """Two quiet servers (no simulator) sharing one fresh Redis database."""
-    url = redis_server.next_url()
-    return (
-        server_factory("--no-feed", "--heartbeat", "0.5", "--broker", url),
-        server_factory("--no-feed", "--heartbeat", "0.5", "--broker", url),
-    )
+    """Two quiet servers sharing one fresh Redis database."""
+    return quiet_pair(server_factory, redis_server.next_url())
 
 
 async def test_a_tick_published_on_one_process_reaches_every_mode_on_the_other(
@@ -203,9 +205,7 @@ async def test_redis_gone_for_5_s_and_back_empty_crashes_nothing_and_reports_one
     """While Redis is away: /healthz and publishing answer 503 with the reason. When it is back
     (without its data): both servers recover by themselves, and a stream client on B gets one gap
     event naming the new epoch, then A's ticks. One warning per outage per server, no traceback."""
-    url = own_redis.url()
-    a = server_factory("--no-feed", "--heartbeat", "0.5", "--broker", url)
-    b = server_factory("--no-feed", "--heartbeat", "0.5", "--broker", url)
+    a, b = quiet_pair(server_factory, own_redis.url())
     symbol = "RELIANCE"
     async with (
         asyncio.timeout(40),
@@ -276,9 +276,7 @@ async def test_redis_restarted_with_its_data_is_no_gap(server_factory: ServerFac
     """A Redis that kept its data (a dump file): same epoch, and B's stream client misses nothing."""
     redis = RedisServer(directory=str(tmp_path))
     try:
-        url = redis.url()
-        a = server_factory("--no-feed", "--heartbeat", "0.5", "--broker", url)
-        b = server_factory("--no-feed", "--heartbeat", "0.5", "--broker", url)
+        a, b = quiet_pair(server_factory, redis.url())
         symbol = "HDFCBANK"
         async with (
             asyncio.timeout(30),

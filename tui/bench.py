@@ -30,6 +30,7 @@ from tui.embedded import EmbeddedServer, EmbeddedServerError
 from tui.format import NO_VALUE
 from tui.modes import MODES, ModeClient, make_client
 from tui.modes.stats import percentile
+from tui.server_figures import held_connections, requests_served
 from tui.symbols import unknown_symbol
 from tui.theory import poll_theory
 
@@ -135,14 +136,6 @@ async def server_stats(http: httpx.AsyncClient, url: str) -> dict[str, Any]:
     response.raise_for_status()
     stats: dict[str, Any] = response.json()
     return stats
-
-
-def held_connections(stats: dict[str, Any]) -> int:
-    return sum(int(t["open_connections"]) for t in stats["transports"].values())
-
-
-def requests_served(stats: dict[str, Any]) -> int:
-    return sum(int(t["requests"]) for t in stats["transports"].values())
 
 
 def instance_report(url: str, clients: int, before: dict[str, Any], during: dict[str, Any]) -> dict[str, Any]:

@@ -162,11 +162,11 @@ def reachable(url: str) -> str | None:
 
 def _client(url: str, timeout: float | None, retries: int) -> aioredis.Redis:
     """A client that retries a broken connection `retries` times, never a timeout. Safe for the
-        commands client: what it sends is idempotent or answers the same when retried (a publish by
+    commands client: what it sends is idempotent or answers the same when retried (a publish by
     its receipt, taking a lease by its token, adding a webhook by its id; a retried delete can
-    answer "not found" for what its first try deleted). Not for the
-        reader: a blocking read retried on a new connection (a restarted, emptied Redis) would read
-        from IDs of a history that is gone, so the follower handles every failure itself."""
+    answer "not found" for what its first try deleted). Not for the reader: a blocking read
+    retried on a new connection (a restarted, emptied Redis) would read from IDs of a history
+    that is gone, so the follower handles every failure itself."""
     return aioredis.Redis.from_url(
         url,
         socket_timeout=timeout,
@@ -184,11 +184,9 @@ class RedisBroker:
     """`seq`, history and the epoch in Redis; every process follows every symbol's stream."""
 
     def __init__(self, url: str, symbols: Sequence[str], history: int) -> None:
-        self.url = url
         self.name = public_url(url)
-        self._symbols = tuple(symbols)
         self._history = history
-        self._streams = {f"{PREFIX}ticks:{s}".encode(): s for s in self._symbols}
+        self._streams = {f"{PREFIX}ticks:{s}".encode(): s for s in symbols}
         self._redis = _client(url, COMMAND_TIMEOUT, retries=1)
         self._reader = _client(url, READ_BLOCK_MS / 1000 + COMMAND_TIMEOUT, retries=0)
         self._publish = self._redis.register_script(PUBLISH)
@@ -255,23 +253,16 @@ class RedisBroker:
         self._follower = asyncio.create_task(self._follow(), name="redis-reader")
 
     async def _connect(self) -> None:
-        """On every (re)connection: learn the epoch; the first time, read the history; publish any
-        opening ticks asked for while Redis was away."""
+        """On every (re)connection: learn the epoch (`_sync_epoch`); the first time, read the history."""
         await self._sync_epoch()
         if not self._loaded.is_set():
             for stream, symbol in self._streams.items():
                 newest_first = cast(Entries, await self._redis.xrevrange(stream, count=self._history))
                 for entry_id, fields in reversed(newest_first):
                     self._take(symbol, entry_id, fields)
-                    self._positions[stream] = entry_id
+                if newest_first:
+                    self._positions[stream] = newest_first[0][0]
             self._loaded.set()
-        await self._publish_pending()
-
-    async def _publish_pending(self) -> None:
-        """The opening ticks asked for while Redis was away, or lost with its history."""
-        if self._pending_openings:
-            await self._run_publish(self._pending_openings, "opening", None, wait=False)
-            self._pending_openings = []
 
     async def ready(self) -> None:
         await self._loaded.wait()
@@ -364,18 +355,21 @@ class RedisBroker:
 
     async def _sync_epoch(self) -> None:
         """Learn the epoch (creating it in an empty Redis). A changed one means Redis lost the
-        history: read every stream from its start, and give each symbol its opening tick again."""
+        history: read every stream from its start, and give each symbol its opening tick again.
+        Then publish the opening ticks still owed (asked for while Redis was away, or lost)."""
         reply = await self._epoch_script(keys=[f"{PREFIX}epoch"], args=[new_epoch()])
         epoch = reply.decode()
-        if epoch == self._epoch:
-            return
-        had_history = bool(self._epoch)
-        self._epoch = epoch
-        self._positions = dict.fromkeys(self._streams, b"0-0")
-        self._seen.clear()
-        if had_history:
-            logger.warning("Redis lost the tick history; it is now epoch %s (clients get a gap)", epoch)
-            self._pending_openings = list(self._last_price.items())  # (published by `_publish_pending`)
+        if epoch != self._epoch:
+            had_history = bool(self._epoch)
+            self._epoch = epoch
+            self._positions = dict.fromkeys(self._streams, b"0-0")
+            self._seen.clear()
+            if had_history:
+                logger.warning("Redis lost the tick history; it is now epoch %s (clients get a gap)", epoch)
+                self._pending_openings = list(self._last_price.items())
+        if self._pending_openings:
+            await self._run_publish(self._pending_openings, "opening", None, wait=False)
+            self._pending_openings = []
 
     def _take(self, symbol: str, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
         epoch = fields[b"e"].decode()
@@ -410,18 +404,16 @@ class RedisBroker:
                     delay = RECONNECT_FIRST
                     if not reply:  # a quiet second: check that the history was not emptied meanwhile
                         await self._sync_epoch()
-                        await self._publish_pending()
                         continue
                     for stream, entries in reply:
                         symbol = self._streams[stream]
                         for entry_id, fields in entries:
                             self._take(symbol, entry_id, fields)
-                            self._positions[stream] = entry_id
+                        self._positions[stream] = entries[-1][0]
                     self._wake_publishers()
                     if self._foreign:
                         self._foreign = False
                         await self._sync_epoch()
-                        await self._publish_pending()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -178,12 +178,7 @@ class WsConnection(StreamSubscriber[str]):
         unknown += [s for s in op.after if s not in op.symbols]
         if unknown:
             return [], f"unknown symbol(s) or 'after' for a symbol not subscribed: {', '.join(unknown)}"
-        replies = [ws_message("subscribed", symbols=op.symbols, epoch=hub.epoch)]
-        if self.epoch != hub.epoch:  # the history was lost since this socket last looked: gaps first
-            self.epoch = hub.epoch
-            for symbol in self.cursors:
-                replies.append(ws_message("gap", symbol=symbol, epoch=hub.epoch, reason="epoch"))
-                self.cursors[symbol] = 0
+        replies = [ws_message("subscribed", symbols=op.symbols, epoch=hub.epoch), *self.follow_new_epoch()]
         same_epoch = op.epoch is None or op.epoch == hub.epoch
         for symbol in op.symbols:
             topic = hub.topics[symbol]

@@ -10,6 +10,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from tui.format import fmt_bytes, fmt_count
+from tui.server_figures import held_connections, requests_served
 from tui.widgets.pane import SERVER_STYLE
 
 __all__ = ["ServerBar"]
@@ -88,12 +89,10 @@ class ServerBar(Static):
         elif stats is not None:
             if (trouble := broker_trouble(stats)) is not None:
                 parts.append((0, trouble))
-            transports: dict[str, dict[str, int]] = stats.get("transports", {})
             parts.append((2, Text(f"{stats.get('tick_rate', 0):g} ticks/s")))
             parts.append((3, Text(f"{held_connections(stats)} held connections")))
             parts.append((4, Text(f"RSS {fmt_bytes(stats.get('rss_bytes', 0))}")))
-            requests = sum(counters.get("requests", 0) for counters in transports.values())
-            parts.append((5, Text(f"{fmt_count(requests)} requests")))
+            parts.append((5, Text(f"{fmt_count(requests_served(stats))} requests")))
             parts.append((6, Text(f"broker {stats.get('broker', '?')}")))
             if stats.get("instance"):
                 parts.append((7, Text(f"instance {stats['instance']}", "grey62")))
@@ -127,10 +126,7 @@ class ServerBar(Static):
             parts.append((2, Text("separate feeds (epochs differ)", "yellow")))
         parts.append((3, Text(f"{sum(map(held_connections, answers))} held connections")))
         parts.append((4, Text("RSS " + " + ".join(fmt_bytes(stats.get("rss_bytes", 0)) for stats in answers))))
-        requests = sum(
-            counters.get("requests", 0) for stats in answers for counters in stats.get("transports", {}).values()
-        )
-        parts.append((5, Text(f"{fmt_count(requests)} requests")))
+        parts.append((5, Text(f"{fmt_count(sum(map(requests_served, answers)))} requests")))
         brokers = sorted({str(stats.get("broker", "?")) for stats in answers})
         parts.append((6, Text(f"broker{'s' if len(brokers) > 1 else ''} {', '.join(brokers)}")))
         return parts
@@ -144,11 +140,6 @@ def broker_trouble(stats: dict[str, Any]) -> Text | None:
         return None
     what = "unreachable" if "unreachable" in str(problem) else "refusing"
     return Text(f"broker {what}", "bold red")
-
-
-def held_connections(stats: dict[str, Any]) -> int:
-    transports: dict[str, dict[str, int]] = stats.get("transports", {})
-    return sum(counters.get("open_connections", 0) for counters in transports.values())
 
 
 def fit_parts(parts: list[tuple[int, Text]], width: int, separator: str = " · ") -> Text:

@@ -8,9 +8,9 @@ import errno
 import functools
 import logging
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
-from typing import cast
+from typing import Any, cast
 
 import uvicorn
 
@@ -18,7 +18,8 @@ from server.app import create_app
 from server.broker import public_url
 from server.cli import parse_settings
 from server.commandline import UsageError, fail
-from server.fast_path import HTTP_PROTOCOL, WS_PROTOCOL, FastPath, http_protocol, ws_protocol
+from server.fast_path import WS_PROTOCOL, FastPath, http_protocol, ws_protocol
+from server.gate import Gate, raise_fd_limit
 from server.gc_tuning import tune_gc
 from server.runtime import Runtime
 from server.schema import MAX_MESSAGE_BYTES
@@ -60,13 +61,25 @@ class _RefusalIsNotAnError(logging.Filter):
         return record.getMessage() != "ASGI callable returned without completing handshake."
 
 
-def http_protocol_for(runtime: Runtime) -> str | type[asyncio.Protocol]:
-    """Our own protocol for poll and long poll GETs on the fast path (it hands anything else to
-    uvicorn's httptools protocol); uvicorn's alone otherwise, and with `--access-log`, whose lines
-    uvicorn writes. Named rather than left to `auto`: the fast path reads httptools' objects."""
-    if not runtime.fast_path.on or runtime.settings.access_log:
-        return HTTP_PROTOCOL
-    return cast(type[asyncio.Protocol], http_protocol(functools.partial(HotHttpSocket, runtime)))
+def http_protocol_for(runtime: Runtime) -> type[asyncio.Protocol]:
+    """Every connection behind the gate (`server.gate`: counted, bounded, refused cleanly when
+    full), served by our own protocol for poll and long poll GETs on the fast path (it hands
+    anything else to uvicorn's httptools protocol), by uvicorn's alone otherwise and with
+    `--access-log`, whose lines uvicorn writes."""
+    door = runtime.door
+    ours = runtime.fast_path.on and not runtime.settings.access_log
+
+    def make(
+        connections: set[Any],
+        defaults: Callable[[], bytes],
+        uvicorns: Callable[[], asyncio.Protocol],
+        keep_alive: float,
+    ) -> asyncio.Protocol:
+        if ours:
+            return Gate(door, lambda: HotHttpSocket(runtime, connections, defaults, uvicorns, keep_alive))
+        return Gate(door, uvicorns)
+
+    return cast(type[asyncio.Protocol], http_protocol(make))
 
 
 def web_sockets(runtime: Runtime) -> str | type[asyncio.Protocol]:
@@ -127,6 +140,7 @@ def serve(settings: Settings, sock: socket.socket) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    raise_fd_limit()  # first: the default --max-connections is a margin under it
     try:
         settings = parse_settings(argv)
         sock = bind(settings)

@@ -12,6 +12,7 @@ from typing import Any
 from server import __version__
 from server.broker import public_url
 from server.commandline import ArgumentParser, UsageError, integer, number
+from server.gate import default_max_connections
 from server.settings import Settings
 
 __all__ = ["UsageError", "parse_settings"]
@@ -150,8 +151,60 @@ OPTIONS: list[tuple[str, dict[str, Any]]] = [
         "--max-connections",
         {
             "type": _count,
-            "default": DEFAULTS.max_connections,
-            "help": f"open streams (SSE, WebSocket, held long polls) before 503 (default {DEFAULTS.max_connections})",
+            "default": None,
+            "help": "open connections of any kind before new ones get 503 (a WebSocket 1013) "
+            f"(default: the descriptor limit less a margin, {default_max_connections()} here)",
+        },
+    ),
+    (
+        "--max-request-line",
+        {
+            "type": _count,
+            "default": DEFAULTS.max_request_line,
+            "help": f"bytes of a request line before 414 (default {DEFAULTS.max_request_line})",
+        },
+    ),
+    (
+        "--max-head",
+        {
+            "type": _count,
+            "default": DEFAULTS.max_head,
+            "help": f"bytes of a request head, line and headers, before 431 (default {DEFAULTS.max_head})",
+        },
+    ),
+    (
+        "--head-timeout",
+        {
+            "type": _seconds,
+            "default": DEFAULTS.head_timeout,
+            "help": "seconds a request head may take, counted from the connection's opening or the "
+            f"request's first byte, before 408 (default {DEFAULTS.head_timeout:g})",
+        },
+    ),
+    (
+        "--body-timeout",
+        {
+            "type": _seconds,
+            "default": DEFAULTS.body_timeout,
+            "help": f"seconds a request body may take before the connection closes (default {DEFAULTS.body_timeout:g})",
+        },
+    ),
+    (
+        "--max-pipelined",
+        {
+            "type": _count,
+            "default": DEFAULTS.max_pipelined,
+            "help": "bytes a client may send ahead of an unfinished answer before its connection closes "
+            f"(default {DEFAULTS.max_pipelined})",
+        },
+    ),
+    (
+        "--max-outgoing",
+        {
+            "type": _count,
+            "default": DEFAULTS.max_outgoing,
+            "help": "bytes waiting for a client that does not read before its connection is aborted "
+            f"(default {DEFAULTS.max_outgoing})",
         },
     ),
     (
@@ -261,7 +314,13 @@ def parse_settings(argv: Sequence[str] | None = None, environ: dict[str, str] | 
         webhook_allow=tuple(args.webhook_allow or ()),
         cors=tuple(args.cors or ()),
         heartbeat=args.heartbeat,
-        max_connections=args.max_connections,
+        max_connections=args.max_connections or 0,
+        max_request_line=args.max_request_line,
+        max_head=args.max_head,
+        head_timeout=args.head_timeout,
+        body_timeout=args.body_timeout,
+        max_pipelined=args.max_pipelined,
+        max_outgoing=args.max_outgoing,
         ws_max_lag=args.ws_max_lag or 0,
         access_log=args.access_log,
         fast_path=not args.no_fast_path,

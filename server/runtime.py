@@ -15,6 +15,7 @@ from server.broker import Broker
 from server.broker.redis import RedisBroker
 from server.cors import Cors
 from server.fast_path import FastPath
+from server.gate import Door, Limits
 from server.hub import Entry, Hub, Topic, UnknownSymbol
 from server.schema import Tick
 from server.settings import Settings
@@ -35,6 +36,8 @@ class Runtime:
     hub: Hub
     stats: ServerStats = field(default_factory=ServerStats)
     fast_path: FastPath = field(init=False)
+    door: Door = field(init=False)
+    """Every open connection, counted and bounded (`server.gate`)."""
     cors: Cors = field(init=False)
     webhooks: WebhookDispatcher = field(init=False)
     webhook_registry: WebhookRegistry = field(init=False)
@@ -51,6 +54,7 @@ class Runtime:
         if isinstance(self.broker, RedisBroker):
             self.webhook_registry = SharedRegistry(self.broker, self.webhooks, self.hub, self.instance)
         self.fast_path = FastPath.detect(self.settings.fast_path)
+        self.door = Door(Limits.from_settings(self.settings))
         self.cors = Cors(self.settings.cors)
 
     def topic_or_404(self, symbol: str) -> Topic:
@@ -72,7 +76,7 @@ class Runtime:
         return ticks
 
     def at_capacity(self) -> bool:
-        return self.stats.open_streams >= self.settings.max_connections
+        return self.stats.open_streams >= self.door.limits.max_connections
 
 
 async def get_runtime(request: Request) -> Runtime:

@@ -29,8 +29,21 @@ class Settings:
     cors: tuple[str, ...] = ()
     heartbeat: float = 15.0
     """Seconds between SSE comment heartbeats."""
-    max_connections: int = 20_000
-    """Open SSE + WebSocket + long-poll connections before new ones get 503."""
+    max_connections: int = 0
+    """Open connections of any kind before new ones get 503 (a WebSocket 1013); 0 means a margin
+    under the process's descriptor limit (`server.gate.default_max_connections`)."""
+    max_request_line: int = 8 * 1024
+    """Bytes of a request line before 414."""
+    max_head: int = 16 * 1024
+    """Bytes of a request head (request line and headers) before 431."""
+    head_timeout: float = 10.0
+    """Seconds a request head may take, from the connection's opening or the request's first byte (408)."""
+    body_timeout: float = 10.0
+    """Seconds a request body may take after its head before the connection is closed."""
+    max_pipelined: int = 64 * 1024
+    """Bytes a client may send ahead of an unfinished answer before the connection is closed."""
+    max_outgoing: int = 1024 * 1024
+    """Bytes waiting for a client that does not read before its connection is aborted."""
     ws_max_lag: int = 0
     """Ticks a WebSocket subscriber may fall behind on a symbol before it is closed with 1008;
     0 means half of `history`, so a client cut off can still resume without loss."""

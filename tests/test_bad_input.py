@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-from httpx_sse import ServerSentEvent, aconnect_sse
+from httpx_sse import aconnect_sse
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed
 
 from tests.helpers import RunningServer, ServerFactory, publish, start_server, until
 
@@ -530,67 +530,6 @@ async def test_a_websocket_frame_over_64_kib_closes_that_socket_with_1009(
         stored = await watcher.publish(client)
         frame = await next_frame(neighbour)
         assert (frame["type"], frame["seq"]) == ("tick", stored[0]["seq"])
-
-
-# --- Too many connections -------------------------------------------------------------------------
-
-
-async def test_past_max_connections_new_streams_get_503_until_a_slot_frees(
-    watcher: Watcher, client: httpx.AsyncClient, server_factory: ServerFactory
-) -> None:
-    """With --max-connections 3 and three SSE streams open, a 4th stream, a WebSocket and a held
-    long poll get 503; requests that answer at once still work; closing one stream frees a slot."""
-    small = server_factory("--no-feed", "--heartbeat", "0.5", "--max-connections", "3")
-    async with contextlib.AsyncExitStack() as stack:
-        sse_client = await stack.enter_async_context(httpx.AsyncClient(timeout=httpx.Timeout(WAIT, read=None)))
-        streams: list[tuple[contextlib.AsyncExitStack, AsyncIterator[ServerSentEvent]]] = []
-        for _ in range(3):
-            own = contextlib.AsyncExitStack()
-            source = await own.enter_async_context(aconnect_sse(sse_client, "GET", f"{small.url}/api/stream/{SYMBOL}"))
-            assert source.response.status_code == 200
-            streams.append((own, source.aiter_sse()))
-            stack.push_async_callback(own.aclose)
-        for _, stream in streams:
-            async with asyncio.timeout(WAIT):
-                while (event := await anext(stream)).event != "tick":
-                    pass
-            assert json.loads(event.data)["seq"] == 1
-
-        fourth = await client.get(f"{small.url}/api/stream/{SYMBOL}")
-        assert_error(fourth, 503)
-        with pytest.raises(InvalidStatus) as refused:
-            async with asyncio.timeout(WAIT), connect(small.ws_url):
-                pass
-        assert refused.value.response.status_code == 503
-        held = await client.get(f"{small.url}/api/longpoll/{SYMBOL}?after=1&timeout=5")
-        assert_error(held, 503)
-        await watcher.publish(client)
-
-        # Answers that hold nothing open are still served.
-        assert (await client.get(f"{small.url}/api/longpoll/{SYMBOL}")).status_code == 200
-        assert (await client.get(f"{small.url}/api/longpoll/{SYMBOL}?after=0")).status_code == 200
-        assert (await client.get(f"{small.url}/api/price/{SYMBOL}")).status_code == 200
-        assert (await client.get(f"{small.url}/healthz")).status_code == 200
-
-        # The streams that were already open are undisturbed.
-        stored = await publish(client, small, SYMBOL, [1500.0])
-        for _, stream in streams:
-            async with asyncio.timeout(WAIT):
-                while (event := await anext(stream)).event != "tick":
-                    pass
-            assert json.loads(event.data) == stored[0]
-
-        # Closing one frees a slot (once the server notices).
-        first, _ = streams.pop(0)
-        await first.aclose()
-        await stats_until(client, small, lambda stats: stats["transports"]["sse"]["open_connections"] <= 2)
-        async with asyncio.timeout(WAIT), connect(small.ws_url) as ws:
-            await ws.send('{"op": "ping"}')
-            assert (await next_frame(ws))["type"] == "pong"
-    await watcher.publish(client)
-    code, output = small.stop()
-    assert code == 0, output
-    assert "Traceback" not in output and "ERROR" not in output, output  # a refusal is not an error
 
 
 # --- And nothing was lost ---------------------------------------------------------------------------

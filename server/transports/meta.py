@@ -40,7 +40,8 @@ async def symbols(runtime: Annotated[Runtime, Depends(get_runtime)]) -> list[Tic
 
 @router.get("/api/stats")
 async def stats(runtime: Annotated[Runtime, Depends(get_runtime)]) -> dict[str, Any]:
-    """Uptime, ticks published, memory, broker, whether the fast path is on, and per-transport counters."""
+    """Uptime, ticks published, memory, broker, whether the fast path is on, open connections
+    against the cap (and those refused or cut by a limit), and per-transport counters."""
     settings = runtime.settings
     return {
         "version": __version__,
@@ -57,6 +58,7 @@ async def stats(runtime: Annotated[Runtime, Depends(get_runtime)]) -> dict[str, 
         "symbols": list(runtime.hub.topics),
         "tick_rate": settings.tick_rate,
         "history": settings.history,
+        "connections": runtime.door.stats(),
         "transports": runtime.stats.transports(),
         "webhooks": {
             "endpoints": len(runtime.webhooks.endpoints),

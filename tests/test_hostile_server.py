@@ -17,10 +17,12 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+import httpx
 import pytest
 
 from tests.helpers import until
-from tui.modes import Backoff, ConnectionState, Limits, ModeClient, ServerClock, make_client
+from tui.modes import Backoff, ConnectionState, LimitExceeded, Limits, ModeClient, ServerClock, make_client
+from tui.modes.bounded import EventGuard
 
 SYMBOL = "RELIANCE"
 KIB = 1024
@@ -353,3 +355,30 @@ async def test_a_deeply_nested_websocket_message_is_an_error_not_a_bug() -> None
         async with running(client):
             await failed(client, "unexpected frame")
             assert client.state is not ConnectionState.FAILED
+
+
+# -- the guard's line reading ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ending", [b"\n", b"\r", b"\r\n"])
+def test_the_event_guard_sees_every_event_end_however_the_bytes_are_split(ending: bytes) -> None:
+    """Events of 8-byte lines pass a 16-byte event cap fed a byte at a time (a CRLF split across
+    two pieces is one line end, not a blank line); the same lines without blank ones do not."""
+    line = b"data: 12"
+    stream = (line + ending + line + ending + ending) * 50
+    guard = EventGuard(Pieces([]), line_bytes=8, event_bytes=16, silence=60.0)
+    for byte in stream:
+        guard.check(bytes([byte]))
+    unended = EventGuard(Pieces([]), line_bytes=8, event_bytes=16, silence=60.0)
+    with pytest.raises(LimitExceeded, match="an event over 16 bytes"):
+        for byte in (line + ending) * 3:
+            unended.check(bytes([byte]))
+
+
+class Pieces(httpx.AsyncByteStream):
+    def __init__(self, pieces: list[bytes]) -> None:
+        self.pieces = pieces
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for piece in self.pieces:
+            yield piece

@@ -11,6 +11,7 @@ from typing import Any
 
 from tui.modes.base import Backoff, ConnectionState, Event, ModeClient, ModeError
 from tui.modes.clock import ServerClock
+from tui.modes.limits import LimitExceeded, Limits
 from tui.modes.longpoll import LongPollClient
 from tui.modes.poll import PollClient
 from tui.modes.sse import SseClient
@@ -23,6 +24,8 @@ __all__ = [
     "Backoff",
     "ConnectionState",
     "Event",
+    "LimitExceeded",
+    "Limits",
     "LongPollClient",
     "ModeClient",
     "ModeError",

@@ -32,7 +32,9 @@ from pydantic import ValidationError
 
 from server.schema import Tick
 from tui.defaults import DEFAULT_POLL_INTERVAL
+from tui.modes.bounded import fetch
 from tui.modes.clock import ServerClock
+from tui.modes.limits import LimitExceeded, Limits
 from tui.modes.stats import ModeStats
 from tui.modes.wire import request_bytes, response_head_bytes
 
@@ -78,8 +80,16 @@ class ModeError(Exception):
 RETRY_AFTER_CAP = 60.0
 """The longest `retry-after` honoured, in seconds."""
 
-RETRIED_ERRORS: tuple[type[BaseException], ...] = (httpx.HTTPError, OSError, ModeError, ValidationError, ValueError)
-"""The network, or a server answering what a mode cannot use: back off and try again."""
+RETRIED_ERRORS: tuple[type[BaseException], ...] = (
+    httpx.HTTPError,
+    OSError,  # TimeoutError too: a request past its deadline
+    ModeError,
+    LimitExceeded,
+    ValidationError,
+    ValueError,
+)
+"""The network, or a server answering what a mode cannot use or more than it may send (see
+`tui.modes.limits`): back off and try again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +135,7 @@ class ModeClient(ABC):
         on_tick: TickListener | None = None,
         keep_all_delays: bool = False,
         seed: int | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.server_url = server_url.rstrip("/")
         self.symbol = symbol
@@ -132,6 +143,8 @@ class ModeClient(ABC):
         self.clock = clock or ServerClock()
         self.backoff = backoff or Backoff()
         self.on_tick = on_tick
+        self.limits = limits or Limits()
+        """The bounds on what the server may send and how long it may take."""
         self.stats = ModeStats(all_delays_ms=[] if keep_all_delays else None)
         self.state = ConnectionState.CONNECTING
         self.retry_at: float | None = None
@@ -180,7 +193,7 @@ class ModeClient(ABC):
     @property
     def http(self) -> httpx.AsyncClient:
         if self._http is None:
-            self._http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, read=None))
+            self._http = httpx.AsyncClient(timeout=self.limits.request_deadline)
         return self._http
 
     async def run(self) -> None:
@@ -199,8 +212,7 @@ class ModeClient(ABC):
             while not self._stopped.is_set():
                 self.retry_at = None
                 try:
-                    await self.clock.sync(self.http, self.server_url, on_exchange=self.count_exchange)
-                    await self._receive_until_stopped()
+                    await self._attempt_until_stopped()
                     self.error = "the server closed the connection"
                 except asyncio.CancelledError:
                     raise
@@ -242,9 +254,15 @@ class ModeClient(ABC):
         """Ask `run()` to finish: a receive blocked in a read is cancelled, closing its connection."""
         self._stopped.set()
 
-    async def _receive_until_stopped(self) -> None:
-        """`receive()`, cut short by `stop()`: a quiet stream must not keep `run()` waiting."""
-        receiving = asyncio.ensure_future(self.receive())
+    async def _attempt(self) -> None:
+        """One connection's life: learn the server's clock, then receive."""
+        await self.clock.sync(self.http, self.server_url, stats=self.stats, limits=self.limits)
+        await self.receive()
+
+    async def _attempt_until_stopped(self) -> None:
+        """`_attempt()`, cut short by `stop()`: a quiet stream or a server that never answers
+        (the clock sync's included) must not keep `run()` waiting."""
+        receiving = asyncio.ensure_future(self._attempt())
         stopping = asyncio.ensure_future(self._stopped.wait())
         try:
             await asyncio.wait((receiving, stopping), return_when=asyncio.FIRST_COMPLETED)
@@ -279,13 +297,17 @@ class ModeClient(ABC):
 
     # -- what subclasses call ------------------------------------------------------------------
 
-    async def exchange(self, request: httpx.Request) -> httpx.Response:
-        """Send a request and read its answer, counting both on the wire as they happen (a held
-        long poll's request is on the wire long before its answer)."""
-        self.stats.wire_bytes_sent += request_bytes(request)
-        response = await self.http.send(request)
-        self.stats.wire_bytes_received += response_head_bytes(response) + len(response.content)
-        return response
+    async def exchange(self, request: httpx.Request, deadline: float | None = None) -> tuple[httpx.Response, bytes]:
+        """Send a request and read its answer and body within `deadline` seconds (the limits'
+        request deadline by default) and the body cap, counting both on the wire as they happen
+        (a held long poll's request is on the wire long before its answer)."""
+        return await fetch(
+            self.http,
+            request,
+            deadline=self.limits.request_deadline if deadline is None else deadline,
+            max_bytes=self.limits.body_bytes,
+            stats=self.stats,
+        )
 
     def count_exchange(self, response: httpx.Response) -> None:
         """Add a whole (read) HTTP exchange to the wire bytes: request, response head and body."""

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import time
 from collections.abc import Callable
 
 import httpx
+
+from tui.modes.bounded import fetch
+from tui.modes.limits import Limits
+from tui.modes.stats import ModeStats
 
 __all__ = ["ServerClock"]
 
@@ -20,12 +25,13 @@ class ServerClock:
     send and receive times; of several samples the one with the shortest round trip wins, since
     its midpoint is the least uncertain. A server on loopback shares this machine's clock, so its
     offset is exactly zero: estimating it could only add error (about half a millisecond measured
-    here, as large as the push modes' whole delay).
+    here, as large as the push modes' whole delay). `trust_loopback=False` asks it anyway (tests).
     """
 
-    def __init__(self, local: Clock = time.time, offset: float = 0.0) -> None:
+    def __init__(self, local: Clock = time.time, offset: float = 0.0, *, trust_loopback: bool = True) -> None:
         self.local = local
         self.offset = offset
+        self.trust_loopback = trust_loopback
         self.round_trip: float | None = None
 
     def now(self) -> float:
@@ -44,22 +50,27 @@ class ServerClock:
         http: httpx.AsyncClient,
         base_url: str,
         samples: int = 5,
-        on_exchange: Callable[[httpx.Response], None] | None = None,
+        *,
+        stats: ModeStats | None = None,
+        limits: Limits | None = None,
     ) -> float:
-        """Estimate the offset (nothing to ask of a server on loopback: it is 0); `on_exchange`
-        sees each request made, so a client can count it in its wire bytes."""
-        if is_loopback(base_url):
+        """Estimate the offset (nothing to ask of a server on loopback: it is 0). Each sample is
+        read within the request deadline and body cap of `limits`; `stats` counts its wire bytes."""
+        if self.trust_loopback and is_loopback(base_url):
             self.offset = 0.0
             return self.offset
+        limits = limits or Limits()
+        stats = stats or ModeStats()
         best: tuple[float, float] | None = None
         for _ in range(samples):
+            request = http.build_request("GET", base_url + "/api/time")
             sent = self.local()
-            response = await http.get(base_url + "/api/time")
+            response, body = await fetch(
+                http, request, deadline=limits.request_deadline, max_bytes=limits.body_bytes, stats=stats
+            )
             received = self.local()
-            if on_exchange is not None:
-                on_exchange(response)
             response.raise_for_status()
-            server_ts = read_server_time(response)
+            server_ts = read_server_time(response, body)
             round_trip = received - sent
             if best is None or round_trip < best[0]:
                 best = (round_trip, server_ts - (sent + received) / 2)
@@ -68,12 +79,12 @@ class ServerClock:
         return self.offset
 
 
-def read_server_time(response: httpx.Response) -> float:
+def read_server_time(response: httpx.Response, body: bytes) -> float:
     """`{"ts": float}` from `/api/time`; anything else means this is not a pushpull server."""
     try:
-        return float(response.json()["ts"])
-    except (ValueError, KeyError, TypeError):
-        raise ValueError(f"not a pushpull server: {response.url} answered {response.text[:60]!r}") from None
+        return float(json.loads(body)["ts"])
+    except (ValueError, KeyError, TypeError, RecursionError):  # (deeply nested JSON: RecursionError)
+        raise ValueError(f"not a pushpull server: {response.url} answered {body[:60]!r}") from None
 
 
 def is_loopback(url: str) -> bool:

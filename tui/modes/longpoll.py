@@ -14,10 +14,6 @@ __all__ = ["LongPollClient"]
 
 MIN_HOLD, MAX_HOLD = 1.0, 60.0
 """The hold times the server accepts (`timeout` query parameter)."""
-READ_MARGIN = 10.0
-"""Seconds past the hold before a silent server counts as gone."""
-
-
 QUICK_EMPTY = 1.0
 """Seconds: a 204 sooner than this (or a tenth of the hold) was not held."""
 
@@ -51,7 +47,9 @@ class LongPollClient(ModeClient):
             raise ValueError(f"hold timeout must be {MIN_HOLD:g}..{MAX_HOLD:g} s, not {hold_timeout!r}")
         self.hold_timeout = hold_timeout
         """How long the server may hold a request before answering 204."""
-        self._timeout = httpx.Timeout(10.0, read=hold_timeout + READ_MARGIN)
+        self._deadline = hold_timeout + self.limits.longpoll_margin
+        """The whole request's: past it the server is gone, or trickling."""
+        self._timeout = httpx.Timeout(self.limits.request_deadline, read=self._deadline)
 
     def explain(self) -> str:
         return "holds a request until a tick arrives"
@@ -75,7 +73,7 @@ class LongPollClient(ModeClient):
             asked = loop.time()
             try:
                 request = self.http.build_request("GET", url, params=self.query(), timeout=self._timeout)
-                response = await self.exchange(request)
+                response, body = await self.exchange(request, self._deadline)
             finally:
                 stats.open_connections = 0
             stats.requests += 1
@@ -98,7 +96,6 @@ class LongPollClient(ModeClient):
             response.raise_for_status()
             if status != 200:
                 raise ModeError(f"unexpected HTTP {status} from {url}")
-            body = response.content
             reply = LongPollReply.model_validate_json(body)
             self.went_live()
             if reply.gap:

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import ClassVar
 
 import httpx
-from httpx_sse import aconnect_sse
+from httpx_sse import EventSource, SSEError, aconnect_sse
 
 from server.schema import Tick
 from tui.modes.base import ModeClient, ModeError
+from tui.modes.bounded import IDENTITY, EventGuard, refuse_encoded
 from tui.modes.wire import CountingStream, request_bytes, response_head_bytes
 
 __all__ = ["SseClient"]
-
-READ_TIMEOUT = 45.0
-"""The server sends a heartbeat at least every 15 s: three missed means the stream is dead."""
 
 
 class SseClient(ModeClient):
@@ -31,6 +31,7 @@ class SseClient(ModeClient):
 
     mode: ClassVar[str] = "sse"
     title: ClassVar[str] = "Server-Sent Events"
+    transport_errors: ClassVar[tuple[type[BaseException], ...]] = (SSEError,)
 
     def explain(self) -> str:
         return "one open stream; the server pushes"
@@ -40,32 +41,49 @@ class SseClient(ModeClient):
 
     async def receive(self) -> None:
         url = f"{self.server_url}/api/stream/{self.symbol}"
-        headers: dict[str, str] = {}
+        headers = dict(IDENTITY)
         if self.cursor is not None and self.epoch is not None:
             headers["Last-Event-ID"] = f"{self.epoch}:{self.cursor}"
-        timeout = httpx.Timeout(10.0, read=READ_TIMEOUT)
-        async with aconnect_sse(self.http, "GET", url, headers=headers, timeout=timeout) as source:
-            response = source.response
-            self.stats.requests += 1
-            self.stats.wire_bytes_sent += request_bytes(response.request)
-            self.stats.wire_bytes_received += response_head_bytes(response)
-            if isinstance(response.stream, httpx.AsyncByteStream):
-                response.stream = CountingStream(response.stream, self._received_on_wire, chunked=True)
-            if response.status_code == 404:
-                raise ModeError(f"unknown symbol {self.symbol}")
-            response.raise_for_status()
-            content_type = response.headers.get("content-type", "")
-            if not content_type.startswith("text/event-stream"):
-                raise ModeError(f"expected an event stream from {url}, got {content_type or 'no content type'}")
-            self.stats.open_connections = 1
-            self.went_live()
-            try:
-                async for event in source.aiter_sse():
-                    if event.event == "tick":
-                        self.accept(Tick.model_validate_json(event.data), len(event.data))
-                    elif event.event == "gap":
-                        self.stats.bytes_received += len(event.data)
-                        self.saw_gap()
-                    # anything else is the `retry:` block or a heartbeat comment: nothing to take
-            finally:
-                self.stats.open_connections = 0
+        limits = self.limits
+        timeout = httpx.Timeout(limits.request_deadline, read=limits.stream_silence)
+        async with contextlib.AsyncExitStack() as stack:
+            async with asyncio.timeout(limits.request_deadline):  # the head, however trickled
+                source = await stack.enter_async_context(
+                    aconnect_sse(self.http, "GET", url, headers=headers, timeout=timeout)
+                )
+            await self._follow(url, source)
+
+    async def _follow(self, url: str, source: EventSource) -> None:
+        """Take the stream's events; it goes live with the first complete one."""
+        response = source.response
+        self.stats.requests += 1
+        self.stats.wire_bytes_sent += request_bytes(response.request)
+        self.stats.wire_bytes_received += response_head_bytes(response)
+        if isinstance(response.stream, httpx.AsyncByteStream):
+            counted = CountingStream(response.stream, self._received_on_wire, chunked=True)
+            limits = self.limits
+            response.stream = EventGuard(
+                counted,
+                line_bytes=limits.sse_line_bytes,
+                event_bytes=limits.sse_event_bytes,
+                silence=limits.stream_silence,
+            )
+        if response.status_code == 404:
+            raise ModeError(f"unknown symbol {self.symbol}")
+        response.raise_for_status()
+        content_type = response.headers.get("content-type", "")
+        if not content_type.startswith("text/event-stream"):
+            raise ModeError(f"expected an event stream from {url}, got {content_type or 'no content type'}")
+        refuse_encoded(response)
+        self.stats.open_connections = 1
+        try:
+            async for event in source.aiter_sse():
+                self.went_live()
+                if event.event == "tick":
+                    self.accept(Tick.model_validate_json(event.data), len(event.data))
+                elif event.event == "gap":
+                    self.stats.bytes_received += len(event.data)
+                    self.saw_gap()
+                # anything else is the `retry:` block: nothing to take (comments are not events)
+        finally:
+            self.stats.open_connections = 0

@@ -14,9 +14,6 @@ from tui.modes.wire import head_bytes, ws_frame_bytes
 
 __all__ = ["WsClient"]
 
-MAX_FRAME = 2**20
-"""Largest frame accepted from the server; a tick frame is about 100 bytes."""
-
 
 def ws_url(server_url: str) -> str:
     """The `/ws` endpoint of an http(s) server URL."""
@@ -51,7 +48,16 @@ class WsClient(ModeClient):
 
     async def receive(self) -> None:
         # No compression: ticks are small and per-socket deflate state costs more than it saves.
-        async with connect(ws_url(self.server_url), compression=None, max_size=MAX_FRAME, close_timeout=2.0) as ws:
+        # max_size: a bigger message closes the socket with 1009 before it is read; open_timeout
+        # bounds the handshake (a trickled one too).
+        socket = connect(
+            ws_url(self.server_url),
+            compression=None,
+            max_size=self.limits.ws_message_bytes,
+            open_timeout=self.limits.request_deadline,
+            close_timeout=2.0,
+        )
+        async with socket as ws:
             stats = self.stats
             stats.requests += 1
             stats.open_connections = 1
@@ -76,7 +82,10 @@ class WsClient(ModeClient):
 
     def take(self, message: bytes) -> None:
         """Handle one frame from the server."""
-        frame = json.loads(message)
+        try:
+            frame = json.loads(message)
+        except RecursionError:  # deeply nested: not ours, and not worth a traceback
+            raise ModeError(f"unexpected frame: {message[:80]!r}") from None
         if not isinstance(frame, dict):
             raise ModeError(f"unexpected frame: {message[:80]!r}")
         kind = frame.pop("type", None)

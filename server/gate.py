@@ -45,16 +45,23 @@ from server.wire import http_response
 
 __all__ = ["CLOSE_LINGER", "Door", "Gate", "Limits", "default_max_connections", "raise_fd_limit"]
 
-CLOSE_LINGER = 5.0
+CLOSE_LINGER = 10.0
 """Seconds a closing connection may take to flush what is queued for it before it is aborted."""
 LINGER = 2.0
 """Seconds the gate keeps reading (and dropping) after its last word, so that the client reads it."""
-REFUSAL_WAIT = 2.0
+LINGER_BYTES = 1024 * 1024
+"""Bytes it drops meanwhile; past them it stops reading until `LINGER` is over."""
+REFUSAL_WAIT = 1.0
+PRESSED_WAIT = 0.25
+"""`LINGER` when descriptors are running out (a refusal then answers at once, without waiting for
+the head); not zero, for a socket closed on unread input sends a reset, which can destroy the answer."""
 """Seconds a refused connection (the server full) is given to send its head before the 503."""
 FD_MARGIN_SHARE = 8
 """The default connection cap leaves this share of the descriptor limit (at least `FD_MARGIN_MIN`)
 for refusals in flight, Redis, logs and the listening socket."""
 FD_MARGIN_MIN = 64
+FD_RESERVE = 32
+"""Descriptors kept for the process itself (its loop, listening socket, Redis, logs)."""
 
 
 def raise_fd_limit() -> int:
@@ -70,11 +77,14 @@ def raise_fd_limit() -> int:
     return soft
 
 
+def _fd_limit() -> int:
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return 1 << 20 if soft == resource.RLIM_INFINITY else soft
+
+
 def default_max_connections(fd_limit: int | None = None) -> int:
     """A margin under the descriptor limit, so the server answers 503 before the kernel refuses."""
-    limit = fd_limit if fd_limit is not None else resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    if limit == resource.RLIM_INFINITY:
-        limit = 1 << 20
+    limit = fd_limit if fd_limit is not None else _fd_limit()
     return max(1, limit - max(FD_MARGIN_MIN, limit // FD_MARGIN_SHARE))
 
 
@@ -104,10 +114,12 @@ class Limits:
 class Door:
     """One process's gate keeper: the limits, and how many connections are open and were turned away."""
 
-    __slots__ = ("cut", "limits", "open", "refused")
+    __slots__ = ("cut", "fd_limit", "limits", "open", "refused")
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
+        self.fd_limit = _fd_limit()
+        """Descriptors this process may hold: near it, refusals are made at once, without lingering."""
         self.open = 0
         """Sockets open right now, refused ones included until they close."""
         self.refused = 0
@@ -190,7 +202,8 @@ class Gate(asyncio.Protocol, asyncio.Transport):
         self.write_paused = False
         self.closing = False
         self.discarding = False
-        """After the gate's last word: the client's input is read and dropped until it closes."""
+        """After the gate's last word: the client's input is read and dropped until it closes
+        (`body_left` then counts what was dropped)."""
         self.deadline: asyncio.TimerHandle | None = None
 
     # To the socket: the protocol
@@ -203,7 +216,10 @@ class Gate(asyncio.Protocol, asyncio.Transport):
         if door.open > door.limits.max_connections:
             self.refusing = True
             door.refused += 1
-            self.deadline = loop.call_later(REFUSAL_WAIT, self._refuse)
+            if door.open > door.fd_limit - FD_RESERVE:  # a flood past the margin: no time to listen
+                self._refuse()
+            else:
+                self.deadline = loop.call_later(REFUSAL_WAIT, self._refuse)
             return
         self.deadline = loop.call_later(door.limits.head_timeout, self._expire)
         self.inner = self.make_inner()
@@ -211,6 +227,9 @@ class Gate(asyncio.Protocol, asyncio.Transport):
 
     def data_received(self, data: bytes) -> None:
         if self.discarding:
+            self.body_left += len(data)  # (counting what was dropped)
+            if self.body_left > LINGER_BYTES and self.real is not None:
+                self.real.pause_reading()  # (a reset now could destroy the answer unread: wait out LINGER)
             return
         if self.passing:
             if self.inner is not None:
@@ -511,21 +530,24 @@ class Gate(asyncio.Protocol, asyncio.Transport):
 
     def _last_word(self, data: bytes) -> None:
         """Send a final answer and end gently: a FIN after it, then read and drop whatever the client
-        still sends, for at most `LINGER` seconds. (Closing with unread input would send a reset,
-        which can destroy the answer before the client reads it.)"""
+        still sends, for at most `LINGER` seconds (`PRESSED_WAIT` when descriptors are running out)
+        and `LINGER_BYTES` (closing on unread input would send a reset, which can destroy the answer
+        before the client reads it)."""
         real = self.real
         if real is None:
             return
         self.closing = self.discarding = True
         self.backlog = bytearray()
         self.body_left = self.chunks = 0
-        real.write(data)
-        if real.can_write_eof():
-            real.write_eof()
-        else:
-            real.close()
-        if self.inner_paused:
-            real.resume_reading()
         if self.deadline is not None:
             self.deadline.cancel()
-        self.deadline = asyncio.get_running_loop().call_later(LINGER, self.abort)
+            self.deadline = None
+        real.write(data)
+        if not real.can_write_eof():
+            real.close()
+            return
+        real.write_eof()
+        if self.inner_paused:
+            real.resume_reading()
+        pressed = self.door.open > self.door.fd_limit - FD_RESERVE  # (descriptors running out: free it sooner)
+        self.deadline = asyncio.get_running_loop().call_later(PRESSED_WAIT if pressed else LINGER, self.abort)

@@ -22,7 +22,9 @@ from httpx_sse import aconnect_sse
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.helpers import RunningServer, ServerFactory, publish, start_server, until
+from server.gate import CLOSE_LINGER
+from tests.helpers import RunningServer, ServerFactory, prices, publish, start_server, until
+from tests.test_slow_consumer import slow_connection
 from tui.embedded import server_command
 
 SERVING = ("fast path", "portable path")
@@ -49,11 +51,12 @@ async def cut(server: RunningServer) -> dict[str, int]:
 
 
 async def read_all(reader: asyncio.StreamReader, limit: int = 1 << 16) -> bytes:
-    """What the server sends until it closes the connection (bounded in time and size)."""
+    """What the server sends until it closes or resets the connection (bounded in time and size)."""
     data = b""
     async with asyncio.timeout(WAIT):
-        while len(data) < limit and (piece := await reader.read(limit)):
-            data += piece
+        with contextlib.suppress(ConnectionError):  # (a reset after the answer: the answer counts)
+            while len(data) < limit and (piece := await reader.read(limit)):
+                data += piece
     return data
 
 
@@ -314,13 +317,18 @@ async def test_flooded_with_defaults_it_answers_503_keeps_its_subscribers_and_re
         watcher = Watcher()
         await watcher.start(server)
         flood: list[asyncio.StreamWriter] = []
+        turned_away: list[asyncio.StreamReader] = []
         streams = b"GET /api/stream/INFY HTTP/1.1\r\nhost: x\r\n\r\n"
         try:
-            for n in range(limit["max"] + 40):
-                _, writer = await asyncio.open_connection(*address(server))
+            for n in range(limit["max"] + 30):  # (within the descriptors the margin leaves)
+                reader, writer = await asyncio.open_connection(*address(server))
                 flood.append(writer)
                 if n % 2:
                     writer.write(streams)
+                if n >= limit["max"]:
+                    turned_away.append(reader)
+            answers = await asyncio.gather(*(read_all(reader, limit=12) for reader in turned_away))
+            assert {answer[:12] for answer in answers} == {b"HTTP/1.1 503"}
             refused = 0
             async with httpx.AsyncClient(timeout=WAIT, limits=httpx.Limits(max_keepalive_connections=0)) as client:
                 for _ in range(5):
@@ -346,3 +354,32 @@ async def test_flooded_with_defaults_it_answers_503_keeps_its_subscribers_and_re
         code, output = server.stop()
     assert code == 0, output
     assert "Traceback" not in output and "ERROR" not in output, output
+
+
+async def test_an_evicted_websocket_that_never_reads_is_closed_and_frees_its_slot(
+    server_factory: ServerFactory,
+) -> None:
+    """A reader too far behind is evicted with 1008, but the close frame cannot reach a client that
+    does not read: its socket used to stay open for good, no longer counted. Now it counts until
+    the server, after the close's grace period, aborts it."""
+    server = server_factory("--no-feed", "--history", "200", "--ws-max-lag", "100")
+    before = (await stats(server))["connections"]
+    assert isinstance(before, dict)
+    async with slow_connection(server) as slow, httpx.AsyncClient(timeout=WAIT) as client:
+        await slow.send(json.dumps({"op": "subscribe", "symbols": [SYMBOL]}))
+        assert json.loads(await slow.recv())["type"] == "subscribed"
+
+        async def evicted() -> bool:
+            await publish(client, server, SYMBOL, prices(100, 2000.0))
+            ws = (await stats(server))["transports"]
+            assert isinstance(ws, dict)
+            return bool(ws["ws"]["evicted"])
+
+        await until(evicted, timeout=WAIT, step=0)
+
+        async def closed_by_the_server() -> bool:
+            connections = (await stats(server))["connections"]
+            assert isinstance(connections, dict)
+            return bool(connections["open"] <= before["open"] + 1)  # (+1: the client's pool)
+
+        await until(closed_by_the_server, timeout=WAIT + CLOSE_LINGER)

@@ -294,7 +294,7 @@ class WebhookDispatcher:
         except _NotSent as exc:
             endpoint.last_error = f"not sent: {exc}"
         except httpx.HTTPError as exc:
-            endpoint.last_error = type(exc).__name__
+            endpoint.last_error = f"{type(exc).__name__}: {exc}"[:200] if str(exc) else type(exc).__name__
         except (httpx.InvalidURL, ValueError) as exc:  # (refused at registration; a request that cannot even
             endpoint.last_error = f"not sent: {exc}"  # be made must still show here, not end the task)
         endpoint.state = "failing"

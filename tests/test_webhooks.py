@@ -4,6 +4,7 @@ HTTP handler) registers, and every tick arrives signed, in order, once, through 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Callable
@@ -373,6 +374,7 @@ async def test_a_huge_answer_is_read_only_up_to_the_cap_and_the_delivery_counts(
         assert max(sent) < 40 * 1024 * 1024, sent  # socket buffers at most, never the 300 MB
         rss_after = (await http.get(server.url + "/api/stats")).json()["rss_bytes"]
         assert rss_after - rss_before < 64 * 1024 * 1024, (rss_before, rss_after)
+    assert "Traceback" not in server.stop()[1]
 
 
 async def test_an_answer_trickled_byte_by_byte_fails_on_the_deadline_and_the_endpoint_is_disabled(
@@ -408,6 +410,7 @@ async def test_an_answer_trickled_byte_by_byte_fails_on_the_deadline_and_the_end
         assert "failing" in {s["state"] for s in seen}, seen
         assert "0.5 s deadline" in state["last_error"] and "0.5 s deadline" in state["disabled_reason"], state
         assert state["delivered"] == 0 and state["failed_attempts"] >= 2 and attempts >= 2, (state, attempts)
+    assert "Traceback" not in server.stop()[1]
 
 
 async def test_an_endpoint_whose_deliveries_fail_says_so_in_its_state(server_factory: ServerFactory) -> None:
@@ -437,9 +440,11 @@ async def test_400_concurrent_registrations_never_pass_the_cap(server_factory: S
     100 are registered, the other 300 get 429, and the server holds 100."""
     server = server_factory("--no-feed", "--max-webhooks", "100")
     body = {"url": "http://localhost:9/hook", "symbols": ["RELIANCE"]}
-    limits = httpx.Limits(max_connections=400, max_keepalive_connections=400)
-    async with asyncio.timeout(WAIT), httpx.AsyncClient(limits=limits, timeout=WAIT) as http:
-        answers = await asyncio.gather(*(http.post(server.url + "/api/webhooks", json=body) for _ in range(400)))
+    async with asyncio.timeout(WAIT), contextlib.AsyncExitStack() as stack:
+        crowd = [await stack.enter_async_context(httpx.AsyncClient(timeout=WAIT)) for _ in range(4)]
+        http = crowd[0]  # (400 connections in one httpx pool take it seconds to hand out; 4 pools of 100 do not)
+        url = server.url + "/api/webhooks"
+        answers = await asyncio.gather(*(crowd[i % 4].post(url, json=body) for i in range(400)))
         codes = [answer.status_code for answer in answers]
         assert (codes.count(201), codes.count(429)) == (100, 300), {a.text for a in answers if a.status_code != 201}
         ids = {answer.json()["id"] for answer in answers if answer.status_code == 201}

@@ -14,6 +14,7 @@ from server.broker import public_url
 from server.commandline import ArgumentParser, UsageError, integer, number
 from server.gate import default_max_connections
 from server.settings import Settings
+from server.webhooks import reaches_beyond_loopback
 
 __all__ = ["UsageError", "parse_settings"]
 
@@ -242,6 +243,33 @@ OPTIONS: list[tuple[str, dict[str, Any]]] = [
             "(slower; for comparing, or if a uvicorn upgrade misbehaves)",
         },
     ),
+    # Webhook registration and answers (issue 13, items 5 and 8).
+    (
+        "--webhook-token",
+        {
+            "default": DEFAULTS.webhook_token,
+            "help": "bearer token POST /api/webhooks needs; required when --webhook-allow reaches beyond "
+            "loopback (unset and loopback only: registration is open)",
+        },
+    ),
+    (
+        "--webhook-timeout",
+        {
+            "type": _seconds,
+            "default": DEFAULTS.webhook_timeout,
+            "help": "seconds one delivery attempt may take in all, the receiver's whole answer included "
+            f"(default {DEFAULTS.webhook_timeout:g})",
+        },
+    ),
+    (
+        "--webhook-max-response",
+        {
+            "type": integer(0, 1 << 20),
+            "default": DEFAULTS.webhook_max_response,
+            "help": "bytes of a receiver's answer body read; past them the connection is dropped unread "
+            f"(default {DEFAULTS.webhook_max_response})",
+        },
+    ),
 ]
 
 
@@ -301,6 +329,12 @@ def parse_settings(argv: Sequence[str] | None = None, environ: dict[str, str] | 
             f"--workers {args.workers} needs --broker redis://...: with the in-process broker every worker "
             "would run its own feed and count seq on its own, so clients would see different ticks"
         )
+    webhook_token: str | None = args.webhook_token or None
+    if webhook_token is None and reaches_beyond_loopback(args.webhook_allow or ()):
+        raise UsageError(
+            "--webhook-allow reaches beyond loopback: set --webhook-token (or PUSHPULL_WEBHOOK_TOKEN), or anyone "
+            "who can reach this server could make it send requests into those networks"
+        )
     return Settings(
         workers=args.workers,
         host=args.host,
@@ -326,4 +360,7 @@ def parse_settings(argv: Sequence[str] | None = None, environ: dict[str, str] | 
         fast_path=not args.no_fast_path,
         max_webhooks=args.max_webhooks,
         webhook_disable_after=args.webhook_disable_after,
+        webhook_token=webhook_token,
+        webhook_timeout=args.webhook_timeout,
+        webhook_max_response=args.webhook_max_response,
     )

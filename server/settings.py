@@ -62,6 +62,12 @@ class Settings:
     access_log: bool = False
     fast_path: bool = True
     """Write ticks and short answers straight to uvicorn's sockets when it can (`server.fast_path`)."""
+    # Webhook registration and answers (issue 13, items 5 and 8).
+    webhook_token: str | None = None
+    """Bearer token `POST /api/webhooks` needs; required when `webhook_allow` reaches beyond
+    loopback, since registering then makes this server send requests into those networks."""
+    webhook_max_response: int = 4096
+    """Bytes of a receiver's answer body read; the rest is never read (the connection is dropped)."""
 
     @property
     def ws_lag_limit(self) -> int:

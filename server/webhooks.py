@@ -3,6 +3,10 @@
 Each endpoint has one bounded queue and one delivery task, so its ticks go out in order and a
 slow or dead receiver holds up nobody else. Targets are checked against an allow-list after DNS
 resolution, at registration and again before every attempt (a name can be re-pointed).
+
+A receiver cannot hold the server either: an attempt has one deadline for everything (the check,
+connecting, sending, the whole answer), so an answer trickled a byte at a time is a failed attempt
+like any other, and only the first `webhook_max_response` bytes of an answer's body are read.
 """
 
 from __future__ import annotations
@@ -27,12 +31,28 @@ from standardwebhooks import Webhook
 from server.hub import Entry, Hub, Listener, Subscription
 from server.settings import Settings
 
-__all__ = ["Endpoint", "TargetRefused", "WebhookDispatcher", "check_target", "new_endpoint_id", "new_secret"]
+__all__ = [
+    "Endpoint",
+    "TargetRefused",
+    "WebhookDispatcher",
+    "check_target",
+    "new_endpoint_id",
+    "new_secret",
+    "reaches_beyond_loopback",
+]
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 LOOPBACK: tuple[IPNetwork, ...] = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 MAX_RETRY_AFTER = 300.0
 """A receiver's `retry-after` is honoured up to this many seconds."""
+
+
+def reaches_beyond_loopback(networks: Iterable[IPNetwork]) -> bool:
+    """Whether an allow-list lets webhooks reach any address that is not this machine's loopback."""
+    return any(
+        not any(network.version == loop.version and network.subnet_of(loop) for loop in LOOPBACK)  # type: ignore[arg-type]
+        for network in networks
+    )
 
 
 class TargetRefused(ValueError):
@@ -90,6 +110,8 @@ class Endpoint(Listener):
     queue_limit: int
     queue: deque[Entry] = field(default_factory=deque)
     state: str = "active"
+    """active; failing (the last attempt failed, `last_error` says why; retried with backoff);
+    disabled (given up, `disabled_reason` says why)."""
     disabled_reason: str | None = None
     delivered: int = 0
     failed_attempts: int = 0
@@ -110,7 +132,7 @@ class Endpoint(Listener):
         self.signer = Webhook(self.secret)
 
     def on_entry(self, entry: Entry) -> None:
-        if self.state != "active":
+        if self.state == "disabled":
             return
         if len(self.queue) >= self.queue_limit:
             self.queue.popleft()
@@ -213,7 +235,7 @@ class WebhookDispatcher:
             await self._http.aclose()
 
     async def _deliver_forever(self, endpoint: Endpoint) -> None:
-        while endpoint.state == "active":
+        while endpoint.state != "disabled":
             if not endpoint.queue:
                 await endpoint.sleep()
                 continue
@@ -224,7 +246,7 @@ class WebhookDispatcher:
                 if endpoint.queue and endpoint.queue[0] is entry:
                     endpoint.queue.popleft()
                 continue
-            if endpoint.state == "active":
+            if endpoint.state != "disabled":
                 await asyncio.sleep(retry_in)
 
     async def _attempt(self, endpoint: Endpoint, entry: Entry) -> float | None:
@@ -244,29 +266,35 @@ class WebhookDispatcher:
             "webhook-signature": endpoint.signer.sign(msg_id, now, body),
         }
         retry_after: float | None = None
+        deadline = self.settings.webhook_timeout
         try:
-            await check_target(endpoint.url, self.allowed)
-            response = await self.http.post(endpoint.url, content=body, headers=headers)
-            endpoint.last_status = response.status_code
-            if 200 <= response.status_code < 300:
+            async with asyncio.timeout(deadline):
+                await check_target(endpoint.url, self.allowed)
+                status, retry_after_header = await self._post(endpoint.url, body, headers)
+            endpoint.last_status = status
+            if 200 <= status < 300:
                 endpoint.delivered += 1
                 endpoint.failing_since = None
                 endpoint.failure_streak = 0
                 endpoint.last_error = None
+                endpoint.state = "active"
                 self.deliveries += 1
                 return None
-            if response.status_code == 410:
+            if status == 410:
                 endpoint.disable("the receiver answered 410 Gone")
                 self.failures += 1
                 return None
-            endpoint.last_error = f"HTTP {response.status_code}"
-            retry_after = parse_retry_after(response.headers.get("retry-after"))
-        except TargetRefused as exc:
-            endpoint.last_error = str(exc)
+            endpoint.last_error = f"HTTP {status}"
+            retry_after = parse_retry_after(retry_after_header)
+        except TimeoutError:
+            endpoint.last_error = f"no complete answer within the {deadline:g} s deadline"
+        except TargetRefused as exc:  # (a name re-pointed since it was registered)
+            endpoint.last_error = f"not sent: {exc}"
         except httpx.HTTPError as exc:
-            endpoint.last_error = type(exc).__name__
+            endpoint.last_error = f"{type(exc).__name__}: {exc}"[:200] if str(exc) else type(exc).__name__
         except (httpx.InvalidURL, ValueError) as exc:  # (refused at registration; a request that cannot even
-            endpoint.last_error = f"cannot send: {exc}"  # be made must still show here, not end the task)
+            endpoint.last_error = f"not sent: {exc}"  # be made must still show here, not end the task)
+        endpoint.state = "failing"
         endpoint.failed_attempts += 1
         self.failures += 1
         endpoint.failure_streak += 1
@@ -279,6 +307,19 @@ class WebhookDispatcher:
         ceiling = min(self.settings.webhook_retry_cap, self.settings.webhook_retry_base * 2 ** (streak - 1))
         backoff = self._random.uniform(ceiling / 2, ceiling)
         return max(backoff, retry_after or 0.0)
+
+    async def _post(self, url: str, body: str, headers: dict[str, str]) -> tuple[int, str | None]:
+        """POST one delivery: (status, retry-after). At most `webhook_max_response` bytes of the
+        answer's body are read; past them the response is closed unread, which drops the
+        connection (a complete small answer leaves it open for the next delivery)."""
+        limit = self.settings.webhook_max_response
+        async with self.http.stream("POST", url, content=body, headers=headers) as response:
+            read = 0
+            async for chunk in response.aiter_raw():
+                read += len(chunk)
+                if read > limit:
+                    break
+            return response.status_code, response.headers.get("retry-after")
 
 
 def parse_retry_after(value: str | None) -> float | None:

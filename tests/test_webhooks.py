@@ -4,6 +4,7 @@ HTTP handler) registers, and every tick arrives signed, in order, once, through 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Callable
@@ -288,3 +289,235 @@ async def test_too_many_webhooks_is_429(server_factory: ServerFactory) -> None:
         assert refused.status_code == 429 and "at most 2" in refused.json()["detail"]
         assert (await http.delete(server.url + f"/api/webhooks/{first.json()['id']}")).status_code == 204
         assert (await http.post(server.url + "/api/webhooks", json=body)).status_code == 201
+
+
+# -- hostile receivers, the cap under a crowd, and the registration token (issue 13, items 5 and 8) ---------
+
+WEBHOOK_TOKEN = "wh-token"
+HUGE = 300 * 1024 * 1024
+"""A receiver's answer body that must never be read whole."""
+
+
+async def read_request(reader: asyncio.StreamReader) -> None:
+    """Read one HTTP/1.1 request (head and content-length body) and forget it."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(
+        (int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")),
+        0,
+    )
+    await reader.readexactly(length)
+
+
+@asynccontextmanager
+async def hostile_receiver(handle: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Any]) -> AsyncIterator[str]:
+    """A receiver on loopback that answers with `handle`; yields its URL."""
+
+    async def guarded(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await handle(reader, writer)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(guarded, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/hook"
+    finally:
+        server.close()
+
+
+async def webhook_state(http: httpx.AsyncClient, server: RunningServer, webhook_id: str) -> dict[str, Any]:
+    state: dict[str, Any] = (await http.get(server.url + f"/api/webhooks/{webhook_id}")).json()
+    return state
+
+
+async def test_a_huge_answer_is_read_only_up_to_the_cap_and_the_delivery_counts(server_factory: ServerFactory) -> None:
+    """Each delivery is answered 200 with a 300 MB body, written as fast as the server takes it. The
+    server reads a few KiB, drops the connection, and counts the delivery (the status decides): what
+    the receiver got into its socket before the server hung up is the kernel's buffers, not 300 MB,
+    and the server's memory does not grow by the body."""
+    server = server_factory("--no-feed")
+    sent: list[int] = []
+    """Body bytes each connection's answer got written before the server hung up."""
+    block = bytes(64 * 1024)
+
+    async def answer_hugely(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await read_request(reader)
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: %d\r\n\r\n" % HUGE)
+            written = 0
+            try:
+                while written < HUGE:
+                    writer.write(block)
+                    await writer.drain()
+                    written += len(block)
+            finally:
+                sent.append(written)
+
+    async with (
+        asyncio.timeout(WAIT),
+        httpx.AsyncClient() as http,
+        hostile_receiver(answer_hugely) as url,
+    ):
+        rss_before = (await http.get(server.url + "/api/stats")).json()["rss_bytes"]
+        created = await register(http, server, url, ["RELIANCE"])
+        await publish(http, server, "RELIANCE", prices(3))
+
+        async def delivered() -> bool:
+            return bool((await webhook_state(http, server, created["id"]))["delivered"] == 3)
+
+        await until(delivered)
+        state = await webhook_state(http, server, created["id"])
+        assert (state["state"], state["failed_attempts"], state["last_status"]) == ("active", 0, 200), state
+        await until(lambda: len(sent) == 3)
+        assert max(sent) < 40 * 1024 * 1024, sent  # socket buffers at most, never the 300 MB
+        rss_after = (await http.get(server.url + "/api/stats")).json()["rss_bytes"]
+        assert rss_after - rss_before < 64 * 1024 * 1024, (rss_before, rss_after)
+    assert "Traceback" not in server.stop()[1]
+
+
+async def test_an_answer_trickled_byte_by_byte_fails_on_the_deadline_and_the_endpoint_is_disabled(
+    server_factory: ServerFactory,
+) -> None:
+    """A receiver that answers a byte every 20 ms, forever: each attempt fails at the total deadline
+    (not a per-read timeout, which every byte would reset) with `last_error` saying so, the endpoint
+    says `failing` meanwhile, is retried, and is disabled by `--webhook-disable-after`."""
+    server = server_factory("--no-feed", "--webhook-timeout", "0.5", "--webhook-disable-after", "1")
+    attempts = 0
+    answer = b"HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\n" + b"x" * 100_000
+
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal attempts
+        await read_request(reader)
+        attempts += 1
+        for byte in answer:
+            writer.write(bytes([byte]))
+            await writer.drain()
+            await asyncio.sleep(0.02)
+
+    async with asyncio.timeout(WAIT), httpx.AsyncClient() as http, hostile_receiver(trickle) as url:
+        created = await register(http, server, url, ["RELIANCE"])
+        await publish(http, server, "RELIANCE", prices(1))
+        seen: list[dict[str, Any]] = []
+
+        async def disabled() -> bool:
+            seen.append(await webhook_state(http, server, created["id"]))
+            return bool(seen[-1]["state"] == "disabled")
+
+        await until(disabled, step=0.05)
+        state = seen[-1]
+        assert "failing" in {s["state"] for s in seen}, seen
+        assert "0.5 s deadline" in state["last_error"] and "0.5 s deadline" in state["disabled_reason"], state
+        assert state["delivered"] == 0 and state["failed_attempts"] >= 2 and attempts >= 2, (state, attempts)
+    assert "Traceback" not in server.stop()[1]
+
+
+async def test_an_endpoint_whose_deliveries_fail_says_so_in_its_state(server_factory: ServerFactory) -> None:
+    """Nothing listens at the target: every attempt fails before a request is sent. The endpoint
+    says `failing` with `last_error`, not `active`."""
+    from tests.helpers import free_port
+
+    server = server_factory("--no-feed")
+    async with asyncio.timeout(WAIT), httpx.AsyncClient() as http:
+        created = await register(http, server, f"http://127.0.0.1:{free_port()}/hook", ["RELIANCE"])
+        await publish(http, server, "RELIANCE", prices(1))
+        state: dict[str, Any] = {}
+
+        async def failed() -> bool:
+            nonlocal state
+            state = await webhook_state(http, server, created["id"])
+            return bool(state["failed_attempts"] >= 1)
+
+        await until(failed)
+        assert state["state"] == "failing" and "ConnectError" in state["last_error"], state
+        assert state["pending"] == 1 and state["delivered"] == 0, state
+
+
+async def test_400_concurrent_registrations_never_pass_the_cap(server_factory: ServerFactory) -> None:
+    """`--max-webhooks 100` and 400 registrations at once, each of a name the server must resolve
+    (`localhost`: an awaited lookup between any first look at the count and the store): exactly
+    100 are registered, the other 300 get 429, and the server holds 100."""
+    server = server_factory("--no-feed", "--max-webhooks", "100")
+    body = {"url": "http://localhost:9/hook", "symbols": ["RELIANCE"]}
+    async with asyncio.timeout(WAIT), contextlib.AsyncExitStack() as stack:
+        crowd = [await stack.enter_async_context(httpx.AsyncClient(timeout=WAIT)) for _ in range(4)]
+        http = crowd[0]  # (400 connections in one httpx pool take it seconds to hand out; 4 pools of 100 do not)
+        url = server.url + "/api/webhooks"
+        answers = await asyncio.gather(*(crowd[i % 4].post(url, json=body) for i in range(400)))
+        codes = [answer.status_code for answer in answers]
+        assert (codes.count(201), codes.count(429)) == (100, 300), {a.text for a in answers if a.status_code != 201}
+        ids = {answer.json()["id"] for answer in answers if answer.status_code == 201}
+        assert len(ids) == 100
+        assert (await http.post(server.url + "/api/webhooks", json=body)).status_code == 429
+        for webhook_id in ids:
+            assert (await http.get(server.url + f"/api/webhooks/{webhook_id}")).status_code == 200
+
+        async def all_adopted() -> bool:  # (with Redis, the sender adopts registrations every 0.25 s)
+            return bool((await http.get(server.url + "/api/stats")).json()["webhooks"]["endpoints"] == 100)
+
+        await until(all_adopted)
+
+
+async def test_registration_needs_the_token_when_one_is_set(server_factory: ServerFactory) -> None:
+    """With `--webhook-allow` beyond loopback and `--webhook-token`: no token or a wrong one is 401
+    with a JSON error (and nothing registered), the token is 201."""
+    server = server_factory("--no-feed", "--webhook-allow", "10.0.0.0/8", "--webhook-token", WEBHOOK_TOKEN)
+    body = {"url": "http://127.0.0.1:9/hook", "symbols": ["RELIANCE"]}
+    url = server.url + "/api/webhooks"
+    async with httpx.AsyncClient() as http:
+        for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": f"Basic {WEBHOOK_TOKEN}"}):
+            refused = await http.post(url, json=body, headers=headers)
+            assert refused.status_code == 401, (headers, refused.text)
+            assert "bearer token" in refused.json()["detail"] and refused.headers["www-authenticate"] == "Bearer"
+        assert (await http.get(server.url + "/api/stats")).json()["webhooks"]["endpoints"] == 0
+        created = await http.post(url, json=body, headers={"Authorization": f"Bearer {WEBHOOK_TOKEN}"})
+        assert created.status_code == 201, created.text
+        assert (await http.get(url + f"/{created.json()['id']}")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [
+        (["--webhook-allow", "10.0.0.0/8"], {}),
+        (["--webhook-allow", "127.0.0.0/8", "192.168.0.0/16"], {}),
+        (["--webhook-allow", "::/0"], {}),
+        ([], {"PUSHPULL_WEBHOOK_ALLOW": "0.0.0.0/0"}),
+    ],
+    ids=["private-network", "loopback-and-lan", "every-ipv6", "from-the-environment"],
+)
+def test_an_allow_list_beyond_loopback_without_a_token_refuses_to_start(args: list[str], env: dict[str, str]) -> None:
+    """One line on stderr naming `--webhook-token`, exit 2, no traceback."""
+    import subprocess
+
+    from tests.helpers import clean_env
+    from tui.embedded import server_command
+
+    result = subprocess.run(
+        server_command(["--port", "0", *args]),
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+        env=clean_env(env),
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("pushpull-server: error: --webhook-allow"), result.stderr
+    assert "--webhook-token" in lines[0]
+
+
+def test_which_allow_lists_need_a_token() -> None:
+    """Loopback (whole or in part) needs none; anything else does, and a token from the
+    environment is as good as the flag."""
+    from server.cli import parse_settings
+    from server.commandline import UsageError
+
+    assert (
+        parse_settings(["--webhook-allow", "127.0.0.0/8", "::1/128", "127.1.2.0/24"], environ={}).webhook_token is None
+    )
+    with pytest.raises(UsageError, match="--webhook-token"):
+        parse_settings(["--webhook-allow", "127.0.0.0/7"], environ={})
+    settings = parse_settings(["--webhook-allow", "10.0.0.0/8"], environ={"PUSHPULL_WEBHOOK_TOKEN": "t"})
+    assert settings.webhook_token == "t"
+    assert parse_settings([], environ={"PUSHPULL_WEBHOOK_TOKEN": "t"}).webhook_token == "t"

@@ -9,7 +9,14 @@ from pathlib import Path
 
 from server.commandline import ArgumentParser, exit_on_usage_error, fail
 from tui import __version__
-from tui.arguments import add_feed_options, bundled_server_args, mode_list, refused_with_server, server_urls
+from tui.arguments import (
+    add_feed_options,
+    add_webhook_token_option,
+    bundled_server_args,
+    mode_list,
+    refused_with_server,
+    server_urls,
+)
 from tui.defaults import DEFAULT_MODES, DEFAULT_SYMBOL, MAX_PANES
 
 __all__ = ["main"]
@@ -43,6 +50,7 @@ def build_parser() -> ArgumentParser:
         "--modes", type=mode_list, default=None, help=f"comma-separated panes (default {','.join(DEFAULT_MODES)})"
     )
     add_feed_options(parser)
+    add_webhook_token_option(parser)
     parser.add_argument(
         "--log", type=Path, default=None, help="append the app's log (and the bundled server's output) to this file"
     )
@@ -102,7 +110,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         refuse_unknown_symbol(urls, args.symbol)
         app = PushPullApp(
-            urls, symbol=args.symbol, modes=modes, poll_interval=args.poll_interval, embedded=embedded is not None
+            urls,
+            symbol=args.symbol,
+            modes=modes,
+            poll_interval=args.poll_interval,
+            embedded=embedded is not None,
+            webhook_token=args.webhook_token,
         )
         app.run()
         join_all(EXIT_JOIN)

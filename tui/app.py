@@ -123,6 +123,7 @@ class PushPullApp(App[None]):
         wall_clock: Callable[[], float] = time.time,
         startup_grace: float = STARTUP_GRACE,
         server_name: str | None = None,
+        webhook_token: str | None = None,
     ) -> None:
         super().__init__()
         urls = [server_urls] if isinstance(server_urls, str) else list(server_urls)
@@ -152,6 +153,8 @@ class PushPullApp(App[None]):
         self.wall_clock = wall_clock
         """Local time for ages and timelines (a fixed one in snapshot tests)."""
         self.startup_grace = startup_grace
+        self.webhook_token = webhook_token
+        """What webhook panes register with (`--webhook-token`)."""
         self.symbols: list[str] = [symbol]
         self.simulated: bool | None = None
         """Whether the server's feed is its simulator (from `/api/stats`)."""
@@ -238,6 +241,7 @@ class PushPullApp(App[None]):
             clock=self.clock,
             backoff=self.backoff,
             seed=self.seed,
+            **({"webhook_token": self.webhook_token} if mode == "webhook" else {}),
         )
 
     @property

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import os
 from urllib.parse import urlsplit
 
 from server.commandline import number
 from tui.defaults import DEFAULT_POLL_INTERVAL, DEFAULT_TICK_RATE, MAX_PANES, POLL_INTERVAL_RANGE
 
 __all__ = [
+    "WEBHOOK_TOKEN_ENV",
     "add_feed_options",
+    "add_webhook_token_option",
     "bundled_server_args",
     "mode_list",
     "refused_with_server",
@@ -73,6 +76,21 @@ def add_feed_options(parser: argparse.ArgumentParser) -> None:
         help=f"bundled server only: ticks per second per symbol (default {DEFAULT_TICK_RATE:g})",
     )
     parser.add_argument("--seed", type=int, default=None, help="bundled server only: seed for a reproducible feed")
+
+
+WEBHOOK_TOKEN_ENV = "PUSHPULL_WEBHOOK_TOKEN"
+"""The same variable `pushpull-server` reads its `--webhook-token` from."""
+
+
+def add_webhook_token_option(parser: argparse.ArgumentParser, environ: dict[str, str] | None = None) -> None:
+    """`--webhook-token`, by default from `PUSHPULL_WEBHOOK_TOKEN`: what webhook clients register with."""
+    environ = dict(os.environ) if environ is None else environ
+    parser.add_argument(
+        "--webhook-token",
+        default=environ.get(WEBHOOK_TOKEN_ENV) or None,
+        metavar="TOKEN",
+        help=f"bearer token for registering webhooks, if the server has one (default: ${WEBHOOK_TOKEN_ENV})",
+    )
 
 
 def refused_with_server(args: argparse.Namespace) -> str | None:

@@ -24,7 +24,14 @@ from rich.table import Table
 
 from server.commandline import ArgumentParser, UsageError, exit_on_usage_error, fail, integer, number
 from tui import __version__
-from tui.arguments import add_feed_options, bundled_server_args, mode_list, refused_with_server, server_urls
+from tui.arguments import (
+    add_feed_options,
+    add_webhook_token_option,
+    bundled_server_args,
+    mode_list,
+    refused_with_server,
+    server_urls,
+)
 from tui.defaults import DEFAULT_SYMBOL
 from tui.embedded import EmbeddedServer, EmbeddedServerError
 from tui.format import NO_VALUE
@@ -166,6 +173,7 @@ async def run_bench(
     poll_interval: float,
     symbol: str,
     console: Console,
+    webhook_token: str | None = None,
 ) -> dict[str, Any]:
     """Connect every client (client i of each mode to server i mod n), measure for `duration`
     seconds, and return the JSON document."""
@@ -179,7 +187,13 @@ async def run_bench(
         by_mode = {
             mode: [
                 make_client(
-                    mode, urls[i % len(urls)], symbol, poll_interval=poll_interval, keep_all_delays=True, seed=i
+                    mode,
+                    urls[i % len(urls)],
+                    symbol,
+                    poll_interval=poll_interval,
+                    keep_all_delays=True,
+                    seed=i,
+                    **({"webhook_token": webhook_token} if mode == "webhook" else {}),
                 )
                 for i in range(clients)
             ]
@@ -300,6 +314,7 @@ def build_parser() -> ArgumentParser:
         help="seconds to measure, up to 3600 (default 10)",
     )
     add_feed_options(parser)
+    add_webhook_token_option(parser)
     parser.add_argument("--symbol", default=DEFAULT_SYMBOL, type=str.upper, help=f"(default {DEFAULT_SYMBOL})")
     parser.add_argument("--json", type=Path, help="also write the results here")
     return parser
@@ -336,6 +351,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 poll_interval=args.poll_interval,
                 symbol=args.symbol,
                 console=console,
+                webhook_token=args.webhook_token,
             )
         )
     except (EmbeddedServerError, UsageError) as exc:

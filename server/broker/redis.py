@@ -57,6 +57,8 @@ LEASE_RETRY = 0.5
 READ_BLOCK_MS = 1000
 """A blocking read returns at least this often, so a Redis that stopped answering is noticed."""
 COMMAND_TIMEOUT = 3.0
+POOL_SIZE = 100
+"""Connections to Redis per client (redis-py's default); past them a command waits for one."""
 RECONNECT_FIRST, RECONNECT_CAP = 0.1, 2.0
 DELIVERY_WAIT = 2.0
 """How long `publish` waits for its ticks to come back through this process's own reader."""
@@ -166,14 +168,21 @@ def _client(url: str, timeout: float | None, retries: int) -> aioredis.Redis:
     its receipt, taking a lease by its token, adding a webhook by its id; a retried delete can
     answer "not found" for what its first try deleted). Not for the reader: a blocking read
     retried on a new connection (a restarted, emptied Redis) would read from IDs of a history
-    that is gone, so the follower handles every failure itself."""
-    return aioredis.Redis.from_url(
+    that is gone, so the follower handles every failure itself.
+
+    Its pool makes a command wait up to `COMMAND_TIMEOUT` for a free connection when all
+    `POOL_SIZE` are busy: redis-py's default pool fails it at once ("Too many connections"), so
+    101 requests at once needing Redis gave 503s."""
+    pool = aioredis.BlockingConnectionPool.from_url(
         url,
+        max_connections=POOL_SIZE,
+        timeout=COMMAND_TIMEOUT,
         socket_timeout=timeout,
         socket_connect_timeout=COMMAND_TIMEOUT,
         retry=Retry(NoBackoff(), retries, supported_errors=(RedisConnectionError,)),
         client_name=f"pushpull:{socket.gethostname()}:{os.getpid()}",
     )
+    return aioredis.Redis.from_pool(pool)
 
 
 Entries = list[tuple[bytes, dict[bytes, bytes]]]

@@ -1,7 +1,14 @@
-"""`/api/webhooks`: register a receiver for some symbols, look at its deliveries, remove it."""
+"""`/api/webhooks`: register a receiver for some symbols, look at its deliveries, remove it.
+
+Registering makes this server send requests where it is told, so with `--webhook-token` set (it
+must be when `--webhook-allow` reaches beyond loopback) only a holder of the token may register.
+An endpoint's id, unguessable and known only to whoever registered it, is what its GET and
+DELETE need.
+"""
 
 from __future__ import annotations
 
+import hmac
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
@@ -28,6 +35,20 @@ class WebhookRegistration(BaseModel):
 REGISTRATION: TypeAdapter[WebhookRegistration] = TypeAdapter(WebhookRegistration)
 
 
+def check_token(runtime: Runtime, authorization: str | None) -> None:
+    """401 unless registration is open (no `--webhook-token`) or this bearer token is the one."""
+    expected = runtime.settings.webhook_token
+    if expected is None:
+        return
+    scheme, _, given = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected.encode()):
+        raise HTTPException(
+            401,
+            "missing or wrong bearer token: registering a webhook on this server needs its --webhook-token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
 class WebhookCreated(BaseModel):
     id: str
     secret: str = Field(description="Standard Webhooks secret (whsec_...) to verify deliveries with.")
@@ -37,7 +58,13 @@ class WebhookCreated(BaseModel):
     "/api/webhooks",
     status_code=201,
     response_model=WebhookCreated,
-    responses={404: {}, 413: {}, 422: {}, 429: {}},
+    responses={
+        401: {"description": "The server has a `--webhook-token` and this is not it."},
+        404: {},
+        413: {},
+        422: {},
+        429: {},
+    },
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -47,7 +74,9 @@ class WebhookCreated(BaseModel):
 )
 async def register(request: Request, runtime: Annotated[Runtime, Depends(get_runtime)]) -> dict[str, str]:
     """Deliver ticks of `symbols` to `url` (http(s), resolving inside the allow-list: loopback
-    and `--webhook-allow`). Each delivery is signed with the returned secret."""
+    and `--webhook-allow`). Each delivery is signed with the returned secret. With a
+    `--webhook-token` on the server, send it as `Authorization: Bearer <token>`."""
+    check_token(runtime, request.headers.get("authorization"))
     body = await read_validated_body(request, REGISTRATION)
     for symbol in body.symbols:
         runtime.topic_or_404(symbol)

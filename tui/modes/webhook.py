@@ -3,12 +3,17 @@
 Nothing is held open to the server; instead we must be reachable, and we must not trust what
 arrives: every delivery's Standard Webhooks signature is checked, its timestamp must be within
 5 minutes, and a `webhook-id` seen before is dropped (a replay). Refused calls count as `rejected`.
+
+Nor do we trust the server: our own requests to it (register, look, deregister) each have one
+deadline for everything and read at most `ANSWER_LIMIT` bytes of its answer. A server with a
+`--webhook-token` is sent ours (`pushpull-tui --webhook-token`, or `PUSHPULL_WEBHOOK_TOKEN`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections import deque
 from typing import Any, ClassVar
 
@@ -18,6 +23,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from server.schema import MAX_MESSAGE_BYTES, Tick
 from tui.modes.base import ModeClient, ModeError
+from tui.modes.wire import request_bytes, response_head_bytes
 
 __all__ = ["WebhookClient"]
 
@@ -26,6 +32,12 @@ HEALTH_EVERY = 10.0
 this mode makes, counted with its deliveries)."""
 SEEN_IDS = 10_000
 """How many delivery ids are remembered for replay detection."""
+ANSWER_LIMIT = 64 * 1024
+"""Bytes of the server's answer read for our own requests (a few hundred are expected)."""
+REQUEST_DEADLINE = 10.0
+"""Seconds one of our own requests may take in all, its whole answer included."""
+DEREGISTER_DEADLINE = 2.0
+"""Seconds deregistering may take when we stop (the app is waiting to quit)."""
 
 
 class WebhookClient(ModeClient):
@@ -33,7 +45,7 @@ class WebhookClient(ModeClient):
 
     Example:
 
-        client = WebhookClient("http://127.0.0.1:8000", "SBIN")
+        client = WebhookClient("http://127.0.0.1:8000", "SBIN", webhook_token=None)
         await client.run()   # deregisters when stopped
     """
 
@@ -41,8 +53,12 @@ class WebhookClient(ModeClient):
     title: ClassVar[str] = "Webhook"
     resumes_from_cursor: ClassVar[bool] = False
 
-    def __init__(self, server_url: str, symbol: str, **options: Any) -> None:
+    def __init__(self, server_url: str, symbol: str, *, webhook_token: str | None = None, **options: Any) -> None:
         super().__init__(server_url, symbol, **options)
+        self.webhook_token = webhook_token
+        """Sent as a bearer token when registering (a server with `--webhook-token` needs it)."""
+        self.request_deadline = REQUEST_DEADLINE
+        """Seconds one of our own requests to the server may take in all, its answer included."""
         self.receiver_url: str | None = None
         self.webhook_id: str | None = None
         self.secret: str | None = None
@@ -61,19 +77,21 @@ class WebhookClient(ModeClient):
         port = receiver.sockets[0].getsockname()[1]
         self.receiver_url = f"http://127.0.0.1:{port}/hook"
         try:
-            response = await self.http.post(
-                f"{self.server_url}/api/webhooks", json={"url": self.receiver_url, "symbols": [self.symbol]}
+            token = {"authorization": f"Bearer {self.webhook_token}"} if self.webhook_token else {}
+            response, body = await self._ask(
+                "POST", "/api/webhooks", payload={"url": self.receiver_url, "symbols": [self.symbol]}, headers=token
             )
-            self.stats.requests += 1
-            self.count_exchange(response)
             if response.status_code == 404:
                 raise ModeError(f"unknown symbol {self.symbol!r}")
+            if response.status_code == 401:
+                given = "a wrong" if self.webhook_token else "no"
+                raise ModeError(f"the server needs its webhook token to register; we sent {given} --webhook-token")
             response.raise_for_status()
             try:
-                created = response.json()
+                created = json.loads(body)
                 self.webhook_id, self.secret = str(created["id"]), str(created["secret"])
             except (ValueError, KeyError, TypeError):
-                raise ModeError(f"unexpected registration answer: {response.text[:60]!r}") from None
+                raise ModeError(f"unexpected registration answer: {body[:60]!r}") from None
             self._verifier = Webhook(self.secret)
             self.went_live()
             await self._watch_registration()
@@ -89,26 +107,61 @@ class WebhookClient(ModeClient):
             await self._deregister()
 
     async def _watch_registration(self) -> None:
-        """Return (so `run()` re-registers) when the server forgets or disables us."""
+        """Return (so `run()` re-registers) when the server forgets or disables us. While its
+        deliveries to us fail it says `failing`: they are retried, so we keep waiting."""
         while True:
             await asyncio.sleep(HEALTH_EVERY)
-            response = await self.http.get(f"{self.server_url}/api/webhooks/{self.webhook_id}")
-            self.stats.requests += 1
-            self.count_exchange(response)
+            response, body = await self._ask("GET", f"/api/webhooks/{self.webhook_id}")
             if response.status_code == 404:
                 raise ModeError("the server forgot our webhook")
             response.raise_for_status()
-            if response.json().get("state") != "active":
-                raise ModeError(f"webhook disabled: {response.json().get('disabled_reason')}")
+            try:
+                described = json.loads(body)
+                state, reason = described.get("state"), described.get("disabled_reason")
+            except (ValueError, AttributeError):
+                raise ModeError(f"unexpected webhook state: {body[:60]!r}") from None
+            if state == "disabled":
+                raise ModeError(f"webhook disabled: {reason}")
 
     async def _deregister(self) -> None:
         webhook_id, self.webhook_id = self.webhook_id, None
         if webhook_id is None or self._http is None:
             return
-        with contextlib.suppress(httpx.HTTPError, asyncio.CancelledError):
-            response = await asyncio.wait_for(self._http.delete(f"{self.server_url}/api/webhooks/{webhook_id}"), 2.0)
-            self.stats.requests += 1
-            self.count_exchange(response)
+        with contextlib.suppress(httpx.HTTPError, ModeError, TimeoutError, asyncio.CancelledError):
+            await self._ask("DELETE", f"/api/webhooks/{webhook_id}", deadline=DEREGISTER_DEADLINE)
+
+    async def _ask(
+        self,
+        method: str,
+        path: str,
+        *,
+        payload: Any = None,
+        headers: dict[str, str] | None = None,
+        deadline: float | None = None,
+    ) -> tuple[httpx.Response, bytes]:
+        """One request to the server and its answer's body, all within `deadline` seconds
+        (default `request_deadline`; else `TimeoutError`, retried as "timed out") and at most
+        `ANSWER_LIMIT` bytes of it (else `ModeError`): a server that trickles or floods its
+        answer cannot hold or fill us. Asked uncompressed, so the bytes counted are the bytes
+        received."""
+        request = self.http.build_request(
+            method, self.server_url + path, json=payload, headers={"accept-encoding": "identity", **(headers or {})}
+        )
+        self.stats.requests += 1
+        self.stats.wire_bytes_sent += request_bytes(request)
+        body = bytearray()
+        async with asyncio.timeout(self.request_deadline if deadline is None else deadline):
+            response = await self.http.send(request, stream=True)
+            try:
+                self.stats.wire_bytes_received += response_head_bytes(response)
+                async for chunk in response.aiter_raw():
+                    body += chunk
+                    self.stats.wire_bytes_received += len(chunk)
+                    if len(body) > ANSWER_LIMIT:
+                        raise ModeError(f"the server's answer to {method} {path} is over {ANSWER_LIMIT} bytes")
+            finally:
+                await response.aclose()
+        return response, bytes(body)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """A minimal HTTP/1.1 keep-alive handler: one delivery per request."""

@@ -14,8 +14,14 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import HTTPException
 from standardwebhooks import Webhook
 
+from server.broker.memory import MemoryBroker
+from server.hub import Hub
+from server.runtime import Runtime
+from server.settings import Settings
+from server.transports.webhooks import check_token
 from tests.helpers import RunningServer, ServerFactory, prices, publish, until
 
 SERVING = ("fast path", "redis broker")
@@ -521,3 +527,21 @@ def test_which_allow_lists_need_a_token() -> None:
     settings = parse_settings(["--webhook-allow", "10.0.0.0/8"], environ={"PUSHPULL_WEBHOOK_TOKEN": "t"})
     assert settings.webhook_token == "t"
     assert parse_settings([], environ={"PUSHPULL_WEBHOOK_TOKEN": "t"}).webhook_token == "t"
+
+
+def test_without_a_token_only_clients_on_this_machine_may_register() -> None:
+    """A server listening beyond loopback (`--host 0.0.0.0`) without `--webhook-token` must not let
+    another machine aim it at this machine's loopback services: 403 for a non-loopback client. (A
+    call with the client's address: the tests may not reach beyond loopback.)"""
+    open_runtime = Runtime(settings=Settings(), broker=MemoryBroker(), hub=Hub(("TCS",), 10))
+    for local in ("127.0.0.1", "127.8.9.10", "::1"):
+        check_token(open_runtime, None, local)
+    for remote in ("192.168.1.20", "10.0.0.7", "2001:db8::1", None, "testclient"):
+        with pytest.raises(HTTPException) as refused:
+            check_token(open_runtime, None, remote)
+        assert refused.value.status_code == 403 and "--webhook-token" in str(refused.value.detail)
+    guarded = Runtime(settings=Settings(webhook_token="s3cret"), broker=MemoryBroker(), hub=Hub(("TCS",), 10))
+    check_token(guarded, "Bearer s3cret", "192.168.1.20")
+    with pytest.raises(HTTPException) as wrong:
+        check_token(guarded, "Bearer nope", "127.0.0.1")
+    assert wrong.value.status_code == 401

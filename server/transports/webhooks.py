@@ -1,7 +1,8 @@
 """`/api/webhooks`: register a receiver for some symbols, look at its deliveries, remove it.
 
 Registering makes this server send requests where it is told, so with `--webhook-token` set (it
-must be when `--webhook-allow` reaches beyond loopback) only a holder of the token may register.
+must be when `--webhook-allow` reaches beyond loopback) only a holder of the token may register,
+and without one only a client on this machine may.
 An endpoint's id, unguessable and known only to whoever registered it, is what its GET and
 DELETE need.
 """
@@ -9,6 +10,7 @@ DELETE need.
 from __future__ import annotations
 
 import hmac
+import ipaddress
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
@@ -35,10 +37,19 @@ class WebhookRegistration(BaseModel):
 REGISTRATION: TypeAdapter[WebhookRegistration] = TypeAdapter(WebhookRegistration)
 
 
-def check_token(runtime: Runtime, authorization: str | None) -> None:
-    """401 unless registration is open (no `--webhook-token`) or this bearer token is the one."""
+def check_token(runtime: Runtime, authorization: str | None, client: str | None) -> None:
+    """401 unless this bearer token is the server's `--webhook-token`; with none set, 403 unless
+    the client is on this machine (`client`: its address). Without a token, registration is open
+    to local clients only: a server listening beyond loopback must not let others aim it at this
+    machine's loopback services."""
     expected = runtime.settings.webhook_token
     if expected is None:
+        if not _is_loopback(client):
+            raise HTTPException(
+                403,
+                "registering a webhook from another machine needs the server's --webhook-token "
+                "(without one, only clients on the server's machine may register)",
+            )
         return
     scheme, _, given = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected.encode()):
@@ -47,6 +58,13 @@ def check_token(runtime: Runtime, authorization: str | None) -> None:
             "missing or wrong bearer token: registering a webhook on this server needs its --webhook-token",
             headers={"WWW-Authenticate": "Bearer"},
         )
+
+
+def _is_loopback(address: str | None) -> bool:
+    try:
+        return address is not None and ipaddress.ip_address(address.split("%")[0]).is_loopback
+    except ValueError:
+        return False
 
 
 class WebhookCreated(BaseModel):
@@ -60,6 +78,7 @@ class WebhookCreated(BaseModel):
     response_model=WebhookCreated,
     responses={
         401: {"description": "The server has a `--webhook-token` and this is not it."},
+        403: {"description": "The server has no `--webhook-token` and the client is not on its machine."},
         404: {},
         413: {},
         422: {},
@@ -76,7 +95,7 @@ async def register(request: Request, runtime: Annotated[Runtime, Depends(get_run
     """Deliver ticks of `symbols` to `url` (http(s), resolving inside the allow-list: loopback
     and `--webhook-allow`). Each delivery is signed with the returned secret. With a
     `--webhook-token` on the server, send it as `Authorization: Bearer <token>`."""
-    check_token(runtime, request.headers.get("authorization"))
+    check_token(runtime, request.headers.get("authorization"), request.client.host if request.client else None)
     body = await read_validated_body(request, REGISTRATION)
     for symbol in body.symbols:
         runtime.topic_or_404(symbol)

@@ -33,7 +33,7 @@ from server.wire import WS, ws_message
 
 logger = logging.getLogger("pushpull.ws")
 
-__all__ = ["PATH", "SHUTTING_DOWN", "SLOW_CONSUMER", "WsConnection", "WsLink", "refuse", "serve", "sweep"]
+__all__ = ["PATH", "SHUTDOWN_CLOSE_WAIT", "SHUTTING_DOWN", "SLOW_CONSUMER", "WsConnection", "WsLink", "refuse", "serve", "sweep"]
 
 PATH = "/ws"
 
@@ -42,6 +42,8 @@ SLOW_CONSUMER = (1008, "too slow: fell behind; reconnect with 'after' to resume"
 SHUTTING_DOWN = (1012, "server shutting down")
 CLOSE_WAIT = 10.0
 """Seconds to wait for a stalled socket to accept our close frame before dropping it."""
+SHUTDOWN_CLOSE_WAIT = 0.5
+"""The same while the server stops: it waits for every socket to close."""
 KEEPALIVE = 20.0
 """Seconds between pings to an idle client, and how long it has to answer one."""
 FULL = "too many open connections"

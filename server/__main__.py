@@ -30,9 +30,18 @@ from server.workers import supervise
 
 __all__ = ["main"]
 
+FLUSH_WAIT = 0.5
+"""Seconds a connection gets at shutdown to flush what it has to send (a stream's last chunk, a
+close frame) before its socket is aborted, if by then its client has not read it."""
+
 
 class _Server(uvicorn.Server):
-    """uvicorn, told to finish our streams first on a signal, and not to re-raise it afterwards."""
+    """uvicorn, told to finish our streams first on a signal, and not to re-raise it afterwards.
+
+    A client that stopped reading holds its connection open at shutdown (a close waits for the
+    buffer to drain): uvicorn would wait its whole graceful timeout, then cancel the streams'
+    tasks, each logging a traceback. Such sockets are aborted after `FLUSH_WAIT` instead.
+    """
 
     def __init__(self, config: uvicorn.Config, runtime: Runtime) -> None:
         super().__init__(config)
@@ -50,15 +59,36 @@ class _Server(uvicorn.Server):
         if self.loop is not None:
             self.loop.call_soon_threadsafe(self.runtime.hub.close)
 
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        aborter = asyncio.get_running_loop().call_later(FLUSH_WAIT, self.abort_stalled)
+        try:
+            await super().shutdown(sockets)
+        finally:
+            aborter.cancel()
+
+    def abort_stalled(self) -> None:
+        """Abort every connection whose socket still holds unsent bytes: its client is not reading."""
+        for connection in list(self.server_state.connections):
+            transport = cast(asyncio.Transport | None, getattr(connection, "transport", None))
+            if transport is not None and transport.get_write_buffer_size() > 0:  # (uvloop's is no subclass)
+                transport.abort()
+
 
 class _RefusalIsNotAnError(logging.Filter):
-    """uvicorn (0.54, sans-I/O WebSockets) logs "ASGI callable returned without completing
-    handshake" even after the app refused the handshake with a proper HTTP response, as a
-    WebSocket past --max-connections is (503). Our WebSocket handler always either accepts or
-    refuses that way, so the line is only noise."""
+    """Lines uvicorn (0.54, sans-I/O WebSockets) logs as errors for what is no server error.
+
+    "ASGI callable returned without completing handshake" comes even after the app refused the
+    handshake with a proper HTTP response, as a WebSocket past --max-connections is (503): our
+    WebSocket handler always either accepts or refuses that way. "Invalid UTF-8 sequence received
+    from client." comes with a traceback for a client's mistake, which uvicorn has answered
+    properly (close 1007), as our own protocol does without a word."""
+
+    NOISE = frozenset(
+        ("ASGI callable returned without completing handshake.", "Invalid UTF-8 sequence received from client.")
+    )
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.getMessage() != "ASGI callable returned without completing handshake."
+        return record.getMessage() not in self.NOISE
 
 
 def http_protocol_for(runtime: Runtime) -> type[asyncio.Protocol]:

@@ -51,6 +51,9 @@ async def serve(runtime: Runtime, scope: Scope, receive: Receive, send: Send) ->
         stats.rejected += 1
         raise HttpError(503, "too many open connections")
     preamble, cursor, sent = preamble_for(runtime, topic, resume_from)
+    if scope.get("http_version") == "1.0":
+        await answer_once(runtime, topic, preamble, cursor, sent, scope, receive, send)
+        return
     await stream(runtime, topic, preamble, cursor, sent, scope, receive, send)
 
 
@@ -91,6 +94,53 @@ async def stream(
         if not subscriber.left:
             with client_gone_is_quiet():
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def answer_once(
+    runtime: Runtime,
+    topic: Topic,
+    preamble: bytes,
+    cursor: int,
+    sent: int,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+) -> None:
+    """The SSE response for an HTTP/1.0 client, which must not get chunked encoding (RFC 9112,
+    6.1), while ASGI servers (uvicorn) frame any streamed body without a length as chunks: one
+    complete response with a length, then the connection closes. It holds the preamble and, if
+    that has no tick, whatever comes first (ticks, or a heartbeat when the period passes), like
+    a long poll; the client reconnects with `Last-Event-ID` and resumes without loss."""
+    hub = runtime.hub
+    stats = runtime.stats.sse
+    subscriber = SseStream(hub, stats, send)
+    subscriber.cursors[topic.symbol] = cursor
+    body = [preamble]
+    stats.open_connections += 1
+    try:
+        if sent == 0:
+            watcher = asyncio.ensure_future(watch(subscriber, receive))
+            try:
+                with hub.subscribe(topic.symbol, subscriber), hub.follow_heartbeats(subscriber):
+                    while not (subscriber.left or hub.closing):
+                        payloads, sent = subscriber.backlog()
+                        if payloads:
+                            body += payloads
+                            break
+                        await subscriber.sleep()
+            finally:
+                watcher.cancel()
+    finally:
+        stats.open_connections -= 1
+    if subscriber.left:
+        return
+    content = b"".join(body)
+    stats.messages_sent += sent
+    stats.bytes_sent += len(content)
+    headers = [*HEADERS, (b"content-length", b"%d" % len(content)), (b"connection", b"close")]
+    with client_gone_is_quiet():
+        await send({"type": "http.response.start", "status": 200, "headers": headers + runtime.cors.headers(scope)})
+        await send({"type": "http.response.body", "body": content, "more_body": False})
 
 
 class SseStream(StreamSubscriber[bytes]):

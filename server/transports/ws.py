@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import reprlib
 import time
 from typing import Any, Protocol
 
@@ -33,7 +34,17 @@ from server.wire import WS, ws_message
 
 logger = logging.getLogger("pushpull.ws")
 
-__all__ = ["PATH", "SHUTTING_DOWN", "SLOW_CONSUMER", "WsConnection", "WsLink", "refuse", "serve", "sweep"]
+__all__ = [
+    "PATH",
+    "SHUTDOWN_CLOSE_WAIT",
+    "SHUTTING_DOWN",
+    "SLOW_CONSUMER",
+    "WsConnection",
+    "WsLink",
+    "refuse",
+    "serve",
+    "sweep",
+]
 
 PATH = "/ws"
 
@@ -42,9 +53,15 @@ SLOW_CONSUMER = (1008, "too slow: fell behind; reconnect with 'after' to resume"
 SHUTTING_DOWN = (1012, "server shutting down")
 CLOSE_WAIT = 10.0
 """Seconds to wait for a stalled socket to accept our close frame before dropping it."""
+SHUTDOWN_CLOSE_WAIT = 0.5
+"""The same while the server stops: it waits for every socket to close."""
 KEEPALIVE = 20.0
 """Seconds between pings to an idle client, and how long it has to answer one."""
 FULL = "too many open connections"
+
+_short = reprlib.Repr()
+_short.maxlevel, _short.maxstring, _short.maxother = 2, 40, 40
+"""How an unknown op is quoted back: a client's 64 KiB of nesting is not echoed whole."""
 
 
 class WsLink(Protocol):
@@ -168,7 +185,7 @@ class WsConnection(StreamSubscriber[str]):
                 return [ws_message("pong", ts=time.time())], None
         except ValidationError as exc:
             return [], f"bad {kind!r} op: " + "; ".join(_describe(e) for e in exc.errors())
-        return [], f"unknown op {kind!r}; expected subscribe, unsubscribe or ping"
+        return [], f"unknown op {_short.repr(kind)}; expected subscribe, unsubscribe or ping"
 
     def subscribe(self, op: Subscribe) -> tuple[list[str], str | None]:
         """Follow the symbols from `after` (if history still covers it) or from the latest tick,

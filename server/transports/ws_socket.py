@@ -27,7 +27,7 @@ from server.fast_path import Outlet
 from server.rawhttp import error_body, with_length
 from server.runtime import Runtime
 from server.schema import MAX_MESSAGE_BYTES
-from server.transports.ws import CLOSE_WAIT, FULL, KEEPALIVE, PATH, WsConnection
+from server.transports.ws import CLOSE_WAIT, FULL, KEEPALIVE, PATH, SHUTDOWN_CLOSE_WAIT, SHUTTING_DOWN, WsConnection
 from server.wire import http_response, ws_text_frame
 
 __all__ = ["WebSocketSocket"]
@@ -282,9 +282,14 @@ class WebSocketSocket(asyncio.Protocol):
             self.flush()
 
     def shutdown(self) -> None:
-        """The server is stopping (asked by uvicorn for each open connection)."""
+        """The server is stopping (asked by uvicorn for each open connection): close with 1012,
+        and give the client `SHUTDOWN_CLOSE_WAIT` s, not CLOSE_WAIT, to answer before the socket
+        is aborted (one that stopped reading never answers, and the server waits for it)."""
         if self.conn is None:
             if self.transport is not None:
                 self.transport.close()
             return
-        self.end(1012, "server shutting down")
+        self.end(*SHUTTING_DOWN)  # (done already if the hub's close reached the session first)
+        if self._drop is not None and self.transport is not None:
+            self._drop.cancel()
+            self._drop = asyncio.get_running_loop().call_later(SHUTDOWN_CLOSE_WAIT, self.transport.abort)

@@ -75,9 +75,6 @@ class Runtime:
         self.stats.ticks_published += len(ticks)
         return ticks
 
-    def at_capacity(self) -> bool:
-        return self.stats.open_streams >= self.door.limits.max_connections
-
 
 async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime

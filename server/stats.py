@@ -20,7 +20,7 @@ class TransportStats:
     bytes_sent: int = 0
     """Body bytes written: tick payloads, envelopes, heartbeats."""
     rejected: int = 0
-    """Requests or sockets refused: bad input, too many connections."""
+    """Requests or sockets refused for bad input (a full server is the gate's: `/api/stats` connections)."""
     evicted: int = 0
     """Subscribers cut off for falling too far behind (WebSocket, 1008)."""
     direct_connections: int = 0
@@ -36,11 +36,6 @@ class ServerStats:
     longpoll: TransportStats = field(default_factory=TransportStats)
     sse: TransportStats = field(default_factory=TransportStats)
     ws: TransportStats = field(default_factory=TransportStats)
-
-    @property
-    def open_streams(self) -> int:
-        """Connections held open by push transports, the number `--max-connections` caps."""
-        return self.sse.open_connections + self.ws.open_connections + self.longpoll.open_connections
 
     def transports(self) -> dict[str, dict[str, int]]:
         return {name: asdict(getattr(self, name)) for name in ("poll", "longpoll", "sse", "ws")}

@@ -14,7 +14,6 @@ from server.rawhttp import (
     Answer,
     ClientListener,
     Headers,
-    HttpError,
     error_body,
     path_symbol,
     respond,
@@ -68,9 +67,6 @@ def begin(runtime: Runtime, scope: Scope) -> Answer | Hold:
         return reply(runtime, headers, entries, gap)
     if runtime.hub.closing:  # shutting down: hold nothing, or a re-poll on this connection would hang the exit
         return shutting_down(runtime, headers)
-    if runtime.at_capacity():
-        stats.rejected += 1
-        raise HttpError(503, "too many open connections")
     return Hold(topic, after, query.timeout, headers, runtime.hub.epoch)
 
 

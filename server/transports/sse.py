@@ -47,9 +47,6 @@ async def serve(runtime: Runtime, scope: Scope, receive: Receive, send: Send) ->
         resume_from = validated_query(StreamQuery, scope).last_event_id
     elif len(resume_from) > MAX_EVENT_ID:
         raise HttpError(422, f"Last-Event-ID longer than {MAX_EVENT_ID} characters")
-    if runtime.at_capacity():
-        stats.rejected += 1
-        raise HttpError(503, "too many open connections")
     preamble, cursor, sent = preamble_for(runtime, topic, resume_from)
     if scope.get("http_version") == "1.0":
         await answer_once(runtime, topic, preamble, cursor, sent, scope, receive, send)

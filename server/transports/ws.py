@@ -57,7 +57,6 @@ SHUTDOWN_CLOSE_WAIT = 0.5
 """The same while the server stops: it waits for every socket to close."""
 KEEPALIVE = 20.0
 """Seconds between pings to an idle client, and how long it has to answer one."""
-FULL = "too many open connections"
 
 _short = reprlib.Repr()
 _short.maxlevel, _short.maxstring, _short.maxother = 2, 40, 40
@@ -272,10 +271,6 @@ async def serve(runtime: Runtime, scope: Scope, receive: Receive, send: Send) ->
     websocket = WebSocket(scope, receive, send)
     stats = runtime.stats.ws
     stats.requests += 1
-    if runtime.at_capacity():
-        stats.rejected += 1
-        await refuse(scope, receive, send, 503, FULL)
-        return
     await websocket.accept()
     task = asyncio.current_task()
     assert task is not None

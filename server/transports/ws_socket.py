@@ -27,7 +27,7 @@ from server.fast_path import Outlet
 from server.rawhttp import error_body, with_length
 from server.runtime import Runtime
 from server.schema import MAX_MESSAGE_BYTES
-from server.transports.ws import CLOSE_WAIT, FULL, KEEPALIVE, PATH, SHUTDOWN_CLOSE_WAIT, SHUTTING_DOWN, WsConnection
+from server.transports.ws import CLOSE_WAIT, KEEPALIVE, PATH, SHUTDOWN_CLOSE_WAIT, SHUTTING_DOWN, WsConnection
 from server.wire import http_response, ws_text_frame
 
 __all__ = ["WebSocketSocket"]
@@ -153,11 +153,6 @@ class WebSocketSocket(asyncio.Protocol):
             return
         stats = self.runtime.stats.ws
         stats.requests += 1
-        if self.runtime.at_capacity():
-            stats.rejected += 1
-            self.transport.write(_refusal(503, FULL))
-            self.transport.close()
-            return
         response = shake.accept(request)
         shake.send_response(response)
         self.transport.write(b"".join(shake.data_to_send()))

@@ -154,7 +154,7 @@ OPTIONS: list[tuple[str, dict[str, Any]]] = [
             "type": _count,
             "default": None,
             "help": "open connections of any kind before new ones get 503 (a WebSocket 1013) "
-            f"(default: the descriptor limit less a margin, {default_max_connections()} here)",
+            "(default: the descriptor limit less a margin, {auto} here)",
         },
     ),
     (
@@ -311,7 +311,8 @@ def build_parser(environ: dict[str, str]) -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"pushpull-server {__version__}")
     for flag, spec in OPTIONS:
-        parser.add_argument(flag, **{**spec, "default": _env_default(flag, spec, environ)})
+        shown = {"help": spec["help"].replace("{auto}", str(default_max_connections()))} if "help" in spec else {}
+        parser.add_argument(flag, **{**spec, **shown, "default": _env_default(flag, spec, environ)})
     return parser
 
 

@@ -52,10 +52,14 @@ LINGER = 2.0
 LINGER_BYTES = 1024 * 1024
 """Bytes it drops meanwhile; past them it stops reading until `LINGER` is over."""
 REFUSAL_WAIT = 1.0
+"""Seconds a refused connection (the server full) is given to send its head before the 503."""
 PRESSED_WAIT = 0.25
 """`LINGER` when descriptors are running out (a refusal then answers at once, without waiting for
 the head); not zero, for a socket closed on unread input sends a reset, which can destroy the answer."""
-"""Seconds a refused connection (the server full) is given to send its head before the 503."""
+BODY_CAP = 128 * 1024
+"""Bytes of a request body the gate hands on (413 past it): twice the largest the API takes
+(64 KiB, past which the app itself answers 413). It bounds the gate's work on a chunked body,
+whose framing costs Python per chunk."""
 FD_MARGIN_SHARE = 8
 """The default connection cap leaves this share of the descriptor limit (at least `FD_MARGIN_MIN`)
 for refusals in flight, Redis, logs and the listening socket."""
@@ -179,7 +183,9 @@ class Gate(asyncio.Protocol, asyncio.Transport):
         "real",
         "refusing",
         "requests",
+        "upgrading",
         "write_paused",
+        "wrote",
     )
 
     def __init__(self, door: Door, make_inner: Callable[[], asyncio.Protocol]) -> None:
@@ -197,6 +203,12 @@ class Gate(asyncio.Protocol, asyncio.Transport):
         """Heads handed on so far."""
         self.passing = False
         """After a WebSocket upgrade: every byte goes straight on (the frames are not HTTP)."""
+        self.upgrading = False
+        """A WebSocket handshake was handed on and not yet answered: what follows waits, for it is
+        frames if the answer is 101 and requests otherwise."""
+        self.wrote = False
+        """Whether the protocol serving the connection has written anything: until then the gate
+        may answer a client's mistake itself."""
         self.refusing = False
         self.inner_paused = False
         self.write_paused = False
@@ -285,9 +297,21 @@ class Gate(asyncio.Protocol, asyncio.Transport):
             raise RuntimeError("the connection is closed")
         if self.discarding or (self.closing and real.is_closing()):
             return  # (after the gate's last word, or an abort: the connection is ending)
+        self.wrote = True
+        if self.upgrading:
+            self._upgraded(data[:13] == b"HTTP/1.1 101 ")
         real.write(data)
-        if self.write_paused and real.get_write_buffer_size() > self.door.limits.max_outgoing:
-            self._cut("outgoing")  # a client that does not read what it asked for (pongs included)
+        if self.write_paused and real.get_write_buffer_size() - len(data) > self.door.limits.max_outgoing:
+            # A client that does not read what it asked for (pongs included); counted without the
+            # write at hand, so that one large answer (a resume) to a client that reads is not cut.
+            self._cut("outgoing")
+
+    def _upgraded(self, switched: bool) -> None:
+        """The answer to a WebSocket handshake: 101, frames follow; anything else, requests do."""
+        self.upgrading = False
+        self.passing = switched
+        if self.backlog:
+            asyncio.get_running_loop().call_soon(self._advance)
 
     def writelines(self, list_of_data: Any) -> None:
         for data in list_of_data:
@@ -378,6 +402,10 @@ class Gate(asyncio.Protocol, asyncio.Transport):
         limits = self.door.limits
         while self.backlog and self.inner is not None and not self.inner_paused and not self.closing:
             backlog = self.backlog
+            if self.upgrading:  # frames or requests: the handshake's answer will tell
+                if len(backlog) > limits.max_pipelined:
+                    self._cut("pipelined")
+                return
             if self.passing:
                 data, self.backlog = bytes(backlog), bytearray()
                 self.inner.data_received(data)
@@ -412,66 +440,77 @@ class Gate(asyncio.Protocol, asyncio.Transport):
             del backlog[: end + 4]
             lowered = head.lower()
             count, value = _header(head, lowered, b"content-length")
-            if b"\ntransfer-encoding:" in lowered:
+            if b"\nupgrade:" in lowered and b"websocket" in lowered:
+                self.upgrading = True  # (what follows is frames or requests: the answer will tell)
+            elif b"\ntransfer-encoding:" in lowered:
                 self.chunks = _CHUNK_SIZE  # (a length beside it is ignored, as RFC 9112 says)
                 self.body_left = 1  # (unknown: the chunks tell; not zero, so the body deadline runs)
             elif count:
                 if count > 1 or value is None or not value.isdigit() or not value.isascii():
                     self._fail(400, "invalid content-length", "bad_length")
                     return
+                if int(value) > BODY_CAP:
+                    self._fail(413, f"request body over {BODY_CAP} bytes", "body")
+                    return
                 self.body_left = int(value)
             self._handed_head()
             if self.body_left:
                 self.deadline = asyncio.get_running_loop().call_later(limits.body_timeout, self._expire)
-            if b"\nupgrade:" in lowered and b"websocket" in lowered:
-                self.passing = True  # the protocol answers the handshake; frames follow, not requests
             self.inner.data_received(head)
         if self.inner_paused and not self.chunks and len(self.backlog) - self.body_left > limits.max_pipelined:
             self._cut("pipelined")
 
     def _chunk(self) -> bool:
-        """Hand on the next piece of a chunked body (a size line, chunk data, the trailer); False
-        if what is there is not enough to tell, or is malformed."""
+        """Hand on as much of a chunked body as is complete in the backlog (size lines, chunk data,
+        the trailer), in one piece; False if nothing could be (too little to tell, or malformed)."""
         assert self.inner is not None
         backlog = self.backlog
-        if self.chunks > 0:  # chunk data, with its CRLF
-            take = min(self.chunks, len(backlog))
-            data = bytes(backlog[:take])
-            del backlog[:take]
-            self.chunks -= take
-            if not self.chunks:
-                self.chunks = _CHUNK_SIZE
-            self.inner.data_received(data)
-            return True
-        if self.chunks == _TRAILER:
-            if backlog.startswith(b"\r\n"):
-                end = 2
-            elif (found := backlog.find(_BLANK_LINE)) >= 0:
-                end = found + 4
-            else:
-                if len(backlog) > self.door.limits.max_head:
-                    self._fail(431, "request trailer fields too large", "head")
-                return False
-            self.chunks = 0
-            self.body_left = 0
-            if self.deadline is not None:
-                self.deadline.cancel()
-                self.deadline = None
-        else:  # a size line: hex digits, maybe `;extensions`
-            end = backlog.find(b"\r\n")
-            if end < 0 or end > _MAX_CHUNK_LINE:
-                if end > _MAX_CHUNK_LINE or len(backlog) > _MAX_CHUNK_LINE:
+        at = 0
+        while at < len(backlog) and self.chunks:
+            if self.chunks > 0:  # chunk data, with its CRLF
+                take = min(self.chunks, len(backlog) - at)
+                at += take
+                self.chunks -= take
+                if not self.chunks:
+                    self.chunks = _CHUNK_SIZE
+                continue
+            if self.chunks == _TRAILER:
+                if backlog.startswith(b"\r\n", at):
+                    end = at + 2
+                elif (found := backlog.find(_BLANK_LINE, at)) >= 0:
+                    end = found + 4
+                else:
+                    if len(backlog) - at > self.door.limits.max_head:
+                        self._fail(431, "request trailer fields too large", "head")
+                        return False
+                    break
+                at = end
+                self.chunks = self.body_left = 0
+                if self.deadline is not None:
+                    self.deadline.cancel()
+                    self.deadline = None
+                break
+            end = backlog.find(b"\r\n", at)  # a size line: hex digits, maybe `;extensions`
+            if end < 0 or end - at > _MAX_CHUNK_LINE:
+                if end - at > _MAX_CHUNK_LINE or len(backlog) - at > _MAX_CHUNK_LINE:
                     self._fail(400, "invalid chunk size", "bad_length")
-                return False
-            digits = bytes(backlog[:end]).split(b";", 1)[0].strip(b" \t")
+                    return False
+                break
+            digits = bytes(backlog[at:end]).split(b";", 1)[0].strip(b" \t")
             if not digits or not digits.isascii() or digits.strip(b"0123456789abcdefABCDEF"):
                 self._fail(400, "invalid chunk size", "bad_length")
                 return False
             size = int(digits, 16)
-            end += 2
+            self.body_left += size + end + 2 - at  # (counting the body's bytes against `BODY_CAP`)
+            if self.body_left > BODY_CAP:
+                self._fail(413, f"request body over {BODY_CAP} bytes", "body")
+                return False
+            at = end + 2
             self.chunks = size + 2 if size else _TRAILER
-        data = bytes(backlog[:end])
-        del backlog[:end]
+        if not at:
+            return False
+        data = bytes(backlog[:at])
+        del backlog[:at]
         self.inner.data_received(data)
         return True
 
@@ -480,19 +519,19 @@ class Gate(asyncio.Protocol, asyncio.Transport):
     def _expire(self) -> None:
         """A head or a body that did not arrive in time (the first head counts from the connection's opening)."""
         self.deadline = None
-        if self.body_left:
+        if self.body_left and not self.discarding:
             self._cut("body_timeout")
         elif self.requests == 0 or self.backlog:
             self._fail(408, "request timeout: the request head did not arrive in time", "head_timeout")
 
     def _fail(self, status: int, reason: str, kind: str) -> None:
-        """Answer a client's mistake and close: only on a first request (a later one might land in
-        the middle of an answer still streaming), else just close."""
+        """Answer a client's mistake and close: only while nothing has been written on the
+        connection (else the answer might land in the middle of one still streaming), else just close."""
         self.door.cut[kind] += 1
         real = self.real
         if real is None or self.closing:
             return
-        if self.requests == 0:
+        if not self.wrote:
             body = error_body(reason)
             headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
             self._last_word(http_response(status, b"", headers, body, True))

@@ -31,6 +31,7 @@ from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
+from server.gate import underlying
 from server.wire import http_response
 
 __all__ = ["HTTP_PROTOCOL", "WS_PROTOCOL", "Exchange", "FastPath", "Outlet", "http_protocol", "missing", "ws_protocol"]
@@ -103,7 +104,7 @@ class _HttpStreamOutlet:
 
     def __init__(self, cycle: RequestResponseCycle) -> None:
         self._cycle = cycle
-        self._transport: asyncio.Transport = cycle.transport
+        self._transport: asyncio.Transport = underlying(cycle.transport)  # (ticks: past the gate)
 
     def ready(self) -> bool:
         # `disconnected` alone is not enough: uvicorn flags only the connection's newest request.

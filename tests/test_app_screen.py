@@ -9,6 +9,7 @@ import io
 import httpx
 import pytest
 from rich.console import Console
+from rich.text import Text
 from textual.widgets import Static
 
 from tests.helpers import RunningServer, ServerFactory, prices, publish, until
@@ -80,6 +81,28 @@ async def test_a_click_focuses_a_pane(shared_server: RunningServer) -> None:
         assert app.focused is not third
         await pilot.click(Pane, offset=(third.region.x - app.panes[0].region.x + 2, 2))
         assert app.focused is third
+
+
+async def test_the_focused_pane_stays_marked_while_a_window_is_over_it(shared_server: RunningServer) -> None:
+    """Help or a pane's details over the screen: behind it, the second pane stays the marked one,
+    in its row, in the comparison and in the counters below (they showed the first pane)."""
+    app = PushPullApp(shared_server.url, stats_interval=None)
+    async with asyncio.timeout(WAIT), app.run_test(size=(80, 24)) as pilot:
+        await until(lambda: all(p.client.last_tick is not None for p in app.panes), pilot=pilot)
+        await pilot.press("tab")
+        second = app.panes[1]
+        assert app.focused is second
+        detail = app.query_one("#pane-detail", PaneDetail)
+        for key in ("question_mark", "enter"):
+            await pilot.press(key)
+            assert app.screen is not app.screen_stack[0]
+            assert app.focused_pane is second
+            app.repaint()
+            await pilot.pause()
+            assert Text.from_markup(str(detail.border_title)).plain.startswith("2 "), detail.border_title
+            assert second.marked and not app.panes[0].marked
+            await pilot.press("escape")
+            assert app.focused is second
 
 
 async def test_pause_then_resume_counts_the_backlog_as_replayed_and_poll_misses_nothing(

@@ -250,7 +250,8 @@ class PushPullApp(App[None]):
 
     @property
     def focused_pane(self) -> Pane | None:
-        focused = self.focused
+        """The pane focused on the panes' screen, also while a window (help, details) is over it."""
+        focused = self.pane_box.screen.focused if self.pane_box.is_mounted else None
         return focused if isinstance(focused, Pane) else None
 
     def on_repaint_timer(self) -> None:

@@ -60,8 +60,10 @@ class HelpScreen(ModalScreen[None]):
             if mode == "poll" and self.poll_expectation:
                 lessons.add_row("", f"[dim]{self.poll_expectation}[/dim]")
         with VerticalScroll():
-            yield Static("[b]pushpull[/b]: the same ticks by different modes, and what each costs.\n")
+            yield Static(
+                "[b]pushpull[/b]: the same ticks by different modes, and what each costs.\n"
+                "[dim]Escape, q or ? closes this; arrows and the wheel scroll.[/dim]\n"
+            )
             yield Static(keys)
             yield Static("\n[b]What each mode teaches[/b]")
             yield Static(lessons)
-            yield Static("\n[dim]Escape, q or ? closes this.[/dim]")

@@ -286,9 +286,15 @@ class Pane(Vertical, can_focus=True):
             ]
         )
 
+    @property
+    def marked(self) -> bool:
+        """Focused on its own screen: still so while a window (help, details) is over that screen,
+        where Textual's focus has moved."""
+        return self.is_mounted and self.screen.focused is self
+
     def _row_line(self, width: int, now: float, published: Sequence[Published]) -> Text:
         """The whole pane on one line: number, mode, state, own price and its age, its timeline."""
-        marker = "▸" if self.has_focus else " "
+        marker = "▸" if self.marked else " "
         label = Text.assemble((marker, "bold #ffa62b"), (f"{self.number} ", "bold"), (f"{self.client.mode:<9}", "bold"))
         label_width = ROW_LABEL_WIDTH
         if self.server_label is not None:

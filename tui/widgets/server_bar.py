@@ -90,7 +90,7 @@ class ServerBar(Static):
             if (trouble := broker_trouble(stats)) is not None:
                 parts.append((0, trouble))
             parts.append((2, Text(f"{stats.get('tick_rate', 0):g} ticks/s")))
-            parts.append((3, Text(f"{held_connections(stats)} held connections")))
+            parts.append((3, Text(held_phrase(held_connections(stats)))))
             parts.append((4, Text(f"RSS {fmt_bytes(stats.get('rss_bytes', 0))}")))
             parts.append((5, Text(f"{fmt_count(requests_served(stats))} requests")))
             parts.append((6, Text(f"broker {stats.get('broker', '?')}")))
@@ -124,7 +124,7 @@ class ServerBar(Static):
         epochs = {stats.get("epoch") for stats in answers}
         if len(epochs) > 1:  # not one history: the same tick has different seqs on them
             parts.append((2, Text("separate feeds (epochs differ)", "yellow")))
-        parts.append((3, Text(f"{sum(map(held_connections, answers))} held connections")))
+        parts.append((3, Text(held_phrase(sum(map(held_connections, answers))))))
         parts.append((4, Text("RSS " + " + ".join(fmt_bytes(stats.get("rss_bytes", 0)) for stats in answers))))
         parts.append((5, Text(f"{fmt_count(sum(map(requests_served, answers)))} requests")))
         brokers = sorted({str(stats.get("broker", "?")) for stats in answers})
@@ -152,3 +152,7 @@ def fit_parts(parts: list[tuple[int, Text]], width: int, separator: str = " · "
             kept.add(index)
             used += cost
     return Text(separator).join(part for index, (_, part) in enumerate(parts) if index in kept)
+
+
+def held_phrase(count: int) -> str:
+    return f"{count} held connection{'' if count == 1 else 's'}"

@@ -128,8 +128,12 @@ class RunningServer:
         self._reader.join(timeout)
         return code, self.output
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> tuple[int, str]:
-        """Signal it (by PID) unless it has ended, wait, SIGKILL if it will not go; (exit status, output)."""
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> tuple[int, str]:
+        """Signal it (by PID) unless it has ended, wait, SIGKILL if it will not go; (exit status, output).
+
+        The wait is generous: a server's own shutdown is bounded at about 8 s (3 s for uvicorn's
+        connections, 5 s for its background tasks), and a loaded machine stretches that; once, on
+        a machine running two suites, a Redis-broker server needed more than 10 s."""
         if self.process.poll() is None:
             self.process.send_signal(sig)
         try:

@@ -456,3 +456,31 @@ async def test_an_evicted_websocket_that_never_reads_is_closed_and_frees_its_slo
             return bool(connections["open"] <= before["open"] + 1)  # (+1: the client's pool)
 
         await until(closed_by_the_server, timeout=WAIT + CLOSE_LINGER)
+
+
+async def test_one_large_answer_to_a_client_that_reads_is_not_cut(server_factory: ServerFactory) -> None:
+    """A long poll resumed from far back is one write of about 6 MB, more than loopback's socket
+    buffers (up to 4 MB) plus `--max-outgoing` (1 MiB): a client that reads it, slowly, must get it
+    whole, not be cut off as one that does not read (it was, after 3.1 MB)."""
+    server = server_factory("--no-feed", "--history", "80000", "--symbols", SYMBOL)
+    async with httpx.AsyncClient(timeout=WAIT) as client:
+        for batch in range(72):
+            await publish(client, server, SYMBOL, prices(1000, 1000.0 + batch * 50))
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, address(server))
+    reader, writer = await asyncio.open_connection(sock=sock)
+    try:
+        writer.write(f"GET /api/longpoll/{SYMBOL}?after=1 HTTP/1.1\r\nhost: x\r\n\r\n".encode())
+        await asyncio.sleep(0.5)  # (not reading yet: the answer waits in the server's buffer)
+        async with asyncio.timeout(WAIT):
+            head = await reader.readuntil(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200 "), head
+            length = int(head.lower().split(b"content-length: ", 1)[1].split(b"\r\n", 1)[0])
+            assert length > 6_000_000
+            body = await reader.readexactly(length)
+    finally:
+        writer.transport.abort()
+    assert len(json.loads(body)["ticks"]) == 72_000
+    assert "outgoing" not in await cut(server)

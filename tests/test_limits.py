@@ -435,7 +435,7 @@ async def test_an_evicted_websocket_that_never_reads_is_closed_and_frees_its_slo
     """A reader too far behind is evicted with 1008, but the close frame cannot reach a client that
     does not read: its socket used to stay open for good, no longer counted. Now it counts until
     the server, after the close's grace period, aborts it."""
-    server = server_factory("--no-feed", "--history", "200", "--ws-max-lag", "100")
+    server = server_factory("--no-feed", "--history", "2000", "--ws-max-lag", "1000")
     before = (await stats(server))["connections"]
     assert isinstance(before, dict)
     async with slow_connection(server) as slow, httpx.AsyncClient(timeout=WAIT) as client:
@@ -443,7 +443,7 @@ async def test_an_evicted_websocket_that_never_reads_is_closed_and_frees_its_slo
         assert json.loads(await slow.recv())["type"] == "subscribed"
 
         async def evicted() -> bool:
-            await publish(client, server, SYMBOL, prices(100, 2000.0))
+            await publish(client, server, SYMBOL, prices(1000, 2000.0))
             ws = (await stats(server))["transports"]
             assert isinstance(ws, dict)
             return bool(ws["ws"]["evicted"])

@@ -13,6 +13,7 @@ from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Container
+from textual.dom import NoScreen
 from textual.geometry import Size
 from textual.screen import Screen
 from textual.widgets import Static
@@ -251,7 +252,10 @@ class PushPullApp(App[None]):
     @property
     def focused_pane(self) -> Pane | None:
         """The pane focused on the panes' screen, also while a window (help, details) is over it."""
-        focused = self.pane_box.screen.focused if self.pane_box.is_mounted else None
+        try:
+            focused = self.pane_box.screen.focused
+        except NoScreen:  # (not yet on a screen, or no longer)
+            return None
         return focused if isinstance(focused, Pane) else None
 
     def on_repaint_timer(self) -> None:

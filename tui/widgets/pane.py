@@ -17,6 +17,7 @@ from typing import ClassVar
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.dom import NoScreen
 from textual.widgets import Static
 
 from tui.format import NO_VALUE, fmt_age, fmt_bytes, fmt_count, fmt_ms, fmt_price, fmt_ratio
@@ -290,7 +291,10 @@ class Pane(Vertical, can_focus=True):
     def marked(self) -> bool:
         """Focused on its own screen: still so while a window (help, details) is over that screen,
         where Textual's focus has moved."""
-        return self.is_mounted and self.screen.focused is self
+        try:
+            return self.screen.focused is self
+        except NoScreen:  # (not yet on a screen, or no longer)
+            return False
 
     def _row_line(self, width: int, now: float, published: Sequence[Published]) -> Text:
         """The whole pane on one line: number, mode, state, own price and its age, its timeline."""

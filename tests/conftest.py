@@ -15,6 +15,10 @@ A module may instead name its turns: `SERVING = ("fast path", "redis broker")`.
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 
 import pytest
@@ -22,6 +26,11 @@ import pytest
 from tests import helpers
 from tests.helpers import PORTABLE_PATH_ENV, TOKEN, RunningServer, ServerFactory, start_server
 from tests.redis_server import RedisServer
+
+# The app reads its settings from the user's config folder (`tui.config`): the tests get an empty
+# one of their own, so that a developer's saved settings change nothing here.
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="pushpull-tests-config-")
+atexit.register(shutil.rmtree, os.environ["XDG_CONFIG_HOME"], True)
 
 PATHS = ("fast path", "portable path", "redis broker")
 

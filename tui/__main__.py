@@ -7,6 +7,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from textual.theme import BUILTIN_THEMES
+
 from server.commandline import ArgumentParser, exit_on_usage_error, fail
 from tui import __version__
 from tui.arguments import (
@@ -17,6 +19,9 @@ from tui.arguments import (
     refused_with_server,
     server_urls,
 )
+from tui.config import ConfigError
+from tui.config import default_path as default_config_path
+from tui.config import load as load_config
 from tui.defaults import DEFAULT_MODES, DEFAULT_SYMBOL, MAX_PANES
 
 __all__ = ["main"]
@@ -54,11 +59,36 @@ def build_parser() -> ArgumentParser:
     parser.add_argument(
         "--log", type=Path, default=None, help="append the app's log (and the bundled server's output) to this file"
     )
+    parser.add_argument(
+        "--theme",
+        choices=sorted(BUILTIN_THEMES),
+        default=None,
+        metavar="NAME",
+        help="colour theme (default textual-dark)",
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help=f"settings file (default {default_config_path()}); flags win over it, `w` saves to it",
+    )
     return parser
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    args = build_parser().parse_args(list(argv))
+    """The flags, over the config file's settings (`tui.config`); `args.config` is where it is."""
+    parser = build_parser()
+    first = argparse.ArgumentParser(add_help=False)
+    first.add_argument("--config", type=Path, default=None)
+    wanted, _ = first.parse_known_args(list(argv))
+    try:
+        loaded = load_config(wanted.config)
+    except ConfigError as exc:
+        fail(PROG, str(exc))
+    parser.set_defaults(**loaded.values)  # (the file's values are defaults: a flag given wins)
+    args = parser.parse_args(list(argv))
+    args.config = loaded.path
     problem = refused_with_server(args)
     if problem is not None:
         fail(PROG, problem)
@@ -116,6 +146,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             poll_interval=args.poll_interval,
             embedded=embedded is not None,
             webhook_token=args.webhook_token,
+            theme=args.theme,
+            config_path=args.config,
         )
         app.run()
         join_all(EXIT_JOIN)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import ClassVar
 
 import httpx
@@ -18,6 +19,7 @@ from textual.geometry import Size
 from textual.screen import Screen
 from textual.widgets import Static
 
+from tui.config import save as save_config
 from tui.defaults import DEFAULT_MODES, DEFAULT_POLL_INTERVAL, DEFAULT_SYMBOL, MAX_PANES
 from tui.format import server_labels
 from tui.messages import ServerStatsFetched
@@ -89,6 +91,7 @@ class PushPullApp(App[None]):
         Binding("a", "add_pane", "Add pane", group=PANE_GROUP),
         Binding("x", "remove_pane", "Remove pane", group=PANE_GROUP),
         Binding("enter,d", "details", "Details"),
+        Binding("w", "save_settings", "Save settings", show=False),
         Binding("question_mark,f1", "help", "Help"),
         Binding("q", "quit", "Quit"),
     ]
@@ -103,6 +106,7 @@ class PushPullApp(App[None]):
         ("p", "pause / resume receiving (push modes resume from their cursor)"),
         ("a / x", "add a pane / remove the focused pane"),
         ("Enter / d", "every counter of the focused pane"),
+        ("w", "save the symbol, panes, poll interval and theme to the config file"),
         ("? / F1", "this help"),
         ("Ctrl+P", "command palette: every action above by name"),
         ("q", "quit"),
@@ -125,6 +129,8 @@ class PushPullApp(App[None]):
         startup_grace: float = STARTUP_GRACE,
         server_name: str | None = None,
         webhook_token: str | None = None,
+        theme: str | None = None,
+        config_path: Path | None = None,
     ) -> None:
         super().__init__()
         urls = [server_urls] if isinstance(server_urls, str) else list(server_urls)
@@ -156,6 +162,9 @@ class PushPullApp(App[None]):
         self.startup_grace = startup_grace
         self.webhook_token = webhook_token
         """What webhook panes register with (`--webhook-token`)."""
+        self.initial_theme = theme
+        self.config_path = config_path
+        """Where the save key writes the settings (`tui.config`); None: nowhere."""
         self.symbols: list[str] = [symbol]
         self.simulated: bool | None = None
         """Whether the server's feed is its simulator (from `/api/stats`)."""
@@ -196,6 +205,8 @@ class PushPullApp(App[None]):
         yield KeyBar([*key_hints(self.BINDINGS, KEY_PRIORITY), KeyHint("^p", "Palette", len(KEY_PRIORITY))])
 
     def on_mount(self) -> None:
+        if self.initial_theme is not None:
+            self.theme = self.initial_theme
         self.reference.start()
         self.set_interval(self.refresh_interval, self.on_repaint_timer)
         self.load_symbols()
@@ -474,6 +485,28 @@ class PushPullApp(App[None]):
                 HelpScreen(self.KEY_HELP, expectation[:1].upper() + expectation[1:] if expectation else None)
             )
 
+    def action_save_settings(self) -> None:
+        """Write what a restart should bring back: the symbol, the panes' modes, the poll interval,
+        the theme and, when attached to servers of one's own choosing, their URLs."""
+        path = self.config_path
+        if path is None:
+            self.notify("no config file to save to", severity="warning")
+            return
+        settings: dict[str, object] = {
+            "symbol": self.symbol,
+            "modes": [pane.mode for pane in self.panes],
+            "poll_interval": self.poll_interval,
+            "theme": self.theme,
+        }
+        if not self.embedded:
+            settings["server"] = list(self.server_urls)
+        try:
+            save_config(path, settings)
+        except OSError as exc:
+            self.notify(f"could not save the settings to {path}: {exc.strerror or exc}", severity="error")
+            return
+        self.notify(f"settings saved to {path}")
+
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         yield SystemCommand("Next mode", "Cycle the focused pane's mode", lambda: self.action_cycle_mode(1))
@@ -487,6 +520,7 @@ class PushPullApp(App[None]):
         yield SystemCommand("Next symbol", "Every pane to the next symbol", self.action_next_symbol)
         yield SystemCommand("Reset counters", "Zero every pane's counters", self.action_reset_counters)
         yield SystemCommand("Pause / resume", "Stop or restart receiving", self.action_toggle_pause)
+        yield SystemCommand("Save settings", "Write the layout to the config file", self.action_save_settings)
         yield SystemCommand("Add pane", "Another pane, in a mode not shown yet", self.action_add_pane)
         yield SystemCommand("Remove pane", "Remove the focused pane", self.action_remove_pane)
         yield SystemCommand("Details", "Every counter of the focused pane", self.action_details)

@@ -21,6 +21,7 @@ from textual.widgets import Static
 
 from tui.config import save as save_config
 from tui.defaults import DEFAULT_MODES, DEFAULT_POLL_INTERVAL, DEFAULT_SYMBOL, MAX_PANES
+from tui.export import comparison, write_comparison
 from tui.format import server_labels
 from tui.messages import ServerStatsFetched
 from tui.modes import MODES, Backoff, ModeClient, ServerClock, make_client
@@ -92,6 +93,7 @@ class PushPullApp(App[None]):
         Binding("x", "remove_pane", "Remove pane", group=PANE_GROUP),
         Binding("enter,d", "details", "Details"),
         Binding("w", "save_settings", "Save settings", show=False),
+        Binding("e", "export", "Export", show=False),
         Binding("question_mark,f1", "help", "Help"),
         Binding("q", "quit", "Quit"),
     ]
@@ -107,6 +109,7 @@ class PushPullApp(App[None]):
         ("a / x", "add a pane / remove the focused pane"),
         ("Enter / d", "every counter of the focused pane"),
         ("w", "save the symbol, panes, poll interval and theme to the config file"),
+        ("e", "export the comparison (every pane's figures, and theory) to CSV and JSON"),
         ("? / F1", "this help"),
         ("Ctrl+P", "command palette: every action above by name"),
         ("q", "quit"),
@@ -131,6 +134,7 @@ class PushPullApp(App[None]):
         webhook_token: str | None = None,
         theme: str | None = None,
         config_path: Path | None = None,
+        export_dir: Path | None = None,
     ) -> None:
         super().__init__()
         urls = [server_urls] if isinstance(server_urls, str) else list(server_urls)
@@ -165,6 +169,8 @@ class PushPullApp(App[None]):
         self.initial_theme = theme
         self.config_path = config_path
         """Where the save key writes the settings (`tui.config`); None: nowhere."""
+        self.export_dir = export_dir if export_dir is not None else Path.cwd()
+        """Where the export key writes the comparison (`tui.export`): the working directory by default."""
         self.symbols: list[str] = [symbol]
         self.simulated: bool | None = None
         """Whether the server's feed is its simulator (from `/api/stats`)."""
@@ -507,6 +513,21 @@ class PushPullApp(App[None]):
             return
         self.notify(f"settings saved to {path}")
 
+    def action_export(self) -> None:
+        """Write the comparison as it stands to CSV and JSON in `export_dir`, and say where."""
+        data = comparison(
+            [(pane.client, pane.client.server_url) for pane in self.panes],
+            symbol=self.symbol,
+            tick_rate=self.theory_tick_rate(self.wall_clock()),
+            poll_interval=self.poll_interval,
+        )
+        try:
+            json_path, csv_path = write_comparison(self.export_dir, data)
+        except OSError as exc:
+            self.notify(f"could not export to {self.export_dir}: {exc.strerror or exc}", severity="error")
+            return
+        self.notify(f"comparison exported to {csv_path} and {json_path.name}")
+
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         yield SystemCommand("Next mode", "Cycle the focused pane's mode", lambda: self.action_cycle_mode(1))
@@ -521,6 +542,7 @@ class PushPullApp(App[None]):
         yield SystemCommand("Reset counters", "Zero every pane's counters", self.action_reset_counters)
         yield SystemCommand("Pause / resume", "Stop or restart receiving", self.action_toggle_pause)
         yield SystemCommand("Save settings", "Write the layout to the config file", self.action_save_settings)
+        yield SystemCommand("Export comparison", "Every pane's figures and theory to CSV and JSON", self.action_export)
         yield SystemCommand("Add pane", "Another pane, in a mode not shown yet", self.action_add_pane)
         yield SystemCommand("Remove pane", "Remove the focused pane", self.action_remove_pane)
         yield SystemCommand("Details", "Every counter of the focused pane", self.action_details)

@@ -310,8 +310,9 @@ def build_parser(environ: dict[str, str]) -> argparse.ArgumentParser:
         epilog="Every flag can also be set as an env var, e.g. PUSHPULL_TICK_RATE=5 or PUSHPULL_NO_FEED=1.",
     )
     parser.add_argument("--version", action="version", version=f"pushpull-server {__version__}")
+    auto = str(default_max_connections())  # (after start-up raised the descriptor limit)
     for flag, spec in OPTIONS:
-        shown = {"help": spec["help"].replace("{auto}", str(default_max_connections()))} if "help" in spec else {}
+        shown = {"help": spec["help"].replace("{auto}", auto)} if "help" in spec else {}
         parser.add_argument(flag, **{**spec, **shown, "default": _env_default(flag, spec, environ)})
     return parser
 

@@ -33,7 +33,6 @@ import asyncio
 import resource
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from websockets.frames import Close, Frame, Opcode
@@ -42,7 +41,7 @@ from websockets.utils import accept_key
 from server.settings import Settings
 from server.wire import error_body, http_response
 
-__all__ = ["CLOSE_LINGER", "Door", "Gate", "Limits", "default_max_connections", "raise_fd_limit", "underlying"]
+__all__ = ["CLOSE_LINGER", "Door", "Gate", "default_max_connections", "raise_fd_limit", "underlying"]
 
 CLOSE_LINGER = 10.0
 """Seconds a closing connection may take to flush what is queued for it before it is aborted."""
@@ -91,36 +90,16 @@ def default_max_connections(fd_limit: int | None = None) -> int:
     return max(1, limit - max(FD_MARGIN_MIN, limit // FD_MARGIN_SHARE))
 
 
-@dataclass(frozen=True, slots=True)
-class Limits:
-    max_connections: int
-    max_request_line: int
-    max_head: int
-    head_timeout: float
-    body_timeout: float
-    max_pipelined: int
-    max_outgoing: int
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Limits:
-        return cls(
-            max_connections=settings.max_connections or default_max_connections(),
-            max_request_line=settings.max_request_line,
-            max_head=settings.max_head,
-            head_timeout=settings.head_timeout,
-            body_timeout=settings.body_timeout,
-            max_pipelined=settings.max_pipelined,
-            max_outgoing=settings.max_outgoing,
-        )
-
-
 class Door:
     """One process's gate keeper: the limits, and how many connections are open and were turned away."""
 
-    __slots__ = ("cut", "fd_limit", "limits", "open", "refused")
+    __slots__ = ("cut", "fd_limit", "limits", "max_connections", "open", "refused")
 
-    def __init__(self, limits: Limits) -> None:
-        self.limits = limits
+    def __init__(self, settings: Settings) -> None:
+        self.limits = settings
+        """Where each limit is read (`max_head`, `head_timeout`, ...): the server's settings."""
+        self.max_connections = settings.max_connections or default_max_connections()
+        """The cap in force: `--max-connections`, or its default from the descriptor limit."""
         self.fd_limit = _fd_limit()
         """Descriptors this process may hold: near it, refusals are made at once, without lingering."""
         self.open = 0
@@ -133,7 +112,7 @@ class Door:
     def stats(self) -> dict[str, Any]:
         return {
             "open": self.open,
-            "max": self.limits.max_connections,
+            "max": self.max_connections,
             "refused": self.refused,
             "cut": dict(self.cut),
         }
@@ -233,7 +212,7 @@ class Gate(asyncio.Protocol, asyncio.Transport):
         door = self.door
         door.open += 1
         loop = asyncio.get_running_loop()
-        if door.open > door.limits.max_connections:
+        if door.open > door.max_connections:
             self.refusing = True
             door.refused += 1
             if door.open > door.fd_limit - FD_RESERVE:  # a flood past the margin: no time to listen
@@ -567,7 +546,7 @@ class Gate(asyncio.Protocol, asyncio.Transport):
             close = Frame(Opcode.CLOSE, Close(1013, _FULL_REASON).serialize()).serialize(mask=False)
             self._last_word(accepted + close)
         else:
-            body = error_body(f"{_FULL_REASON}: {self.door.limits.max_connections} connections open")
+            body = error_body(f"{_FULL_REASON}: {self.door.max_connections} connections open")
             headers = [
                 (b"content-type", b"application/json"),
                 (b"content-length", b"%d" % len(body)),

@@ -15,7 +15,7 @@ from server.broker import Broker
 from server.broker.redis import RedisBroker
 from server.cors import Cors
 from server.fast_path import FastPath
-from server.gate import Door, Limits
+from server.gate import Door
 from server.hub import Entry, Hub, Topic, UnknownSymbol
 from server.schema import Tick
 from server.settings import Settings
@@ -54,7 +54,7 @@ class Runtime:
         if isinstance(self.broker, RedisBroker):
             self.webhook_registry = SharedRegistry(self.broker, self.webhooks, self.hub, self.instance)
         self.fast_path = FastPath.detect(self.settings.fast_path)
-        self.door = Door(Limits.from_settings(self.settings))
+        self.door = Door(self.settings)
         self.cors = Cors(self.settings.cors)
 
     def topic_or_404(self, symbol: str) -> Topic:

@@ -8,6 +8,7 @@ server can never block on a full pipe, and every line is kept for the tests that
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import io
 import os
@@ -17,7 +18,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -26,6 +27,7 @@ from textual.pilot import Pilot
 from textual.widgets import Static
 
 from tui.embedded import server_command
+from tui.modes import ModeClient
 from tui.widgets import Pane
 
 __all__ = [
@@ -285,3 +287,40 @@ def pane_text(pane: Pane) -> str:
     for part in ("#title", "#explain", "#counters"):
         console.print(pane.query_one(part, Static).content)
     return "\n".join(" ".join(line.split()) for line in file.getvalue().splitlines())
+
+
+# -- clients and raw peers -----------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def running_client(client: ModeClient, stop_within: float = 10.0) -> AsyncIterator[asyncio.Task[None]]:
+    """Run a mode client as a task, as a pane's worker does; at the end `stop()` must end `run()`
+    within `stop_within` seconds."""
+    task = asyncio.create_task(client.run())
+    try:
+        yield task
+    finally:
+        await client.stop()
+        await asyncio.wait_for(task, stop_within)
+
+
+@contextlib.asynccontextmanager
+async def raw_peer(
+    handle: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]], path: str = ""
+) -> AsyncIterator[str]:
+    """A raw TCP peer on loopback (a hostile server or webhook receiver) that serves each connection
+    with `handle`, a client's leaving not counted as an error; yields its URL (`path` appended)."""
+
+    async def guarded(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await handle(reader, writer)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(guarded, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}{path}"
+    finally:
+        server.close()

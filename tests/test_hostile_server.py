@@ -20,7 +20,7 @@ from contextlib import asynccontextmanager
 import httpx
 import pytest
 
-from tests.helpers import until
+from tests.helpers import running_client, until
 from tui.modes import Backoff, ConnectionState, LimitExceeded, Limits, ModeClient, ServerClock, make_client
 from tui.modes.bounded import EventGuard
 
@@ -143,12 +143,8 @@ BIG_PIECE = 64 * KIB
 @asynccontextmanager
 async def running(client: ModeClient) -> AsyncIterator[asyncio.Task[None]]:
     """Run a client as a pane does; at the end `stop()` must end `run()` within `STOP_BOUND`."""
-    task = asyncio.create_task(client.run())
-    try:
+    async with running_client(client, STOP_BOUND) as task:
         yield task
-    finally:
-        await client.stop()
-        await asyncio.wait_for(task, STOP_BOUND)
     assert client.state is ConnectionState.STOPPED
 
 

@@ -9,8 +9,7 @@ import asyncio
 import contextlib
 import math
 import random
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,7 +17,7 @@ import httpx
 import pytest
 
 from server.schema import Tick
-from tests.helpers import RunningServer, free_port, prices, publish, start_server, until
+from tests.helpers import RunningServer, free_port, prices, publish, running_client, start_server, until
 from tui.modes import (
     MODES,
     Backoff,
@@ -39,17 +38,6 @@ FAST = Backoff(base=0.05, cap=0.2)
 PUSH_MODES = ["longpoll", "sse", "ws"]
 """Modes that get every tick: the server hands them all, not just the latest."""
 ALL_MODES = ["poll", *PUSH_MODES]
-
-
-@asynccontextmanager
-async def running(client: ModeClient) -> AsyncIterator[asyncio.Task[None]]:
-    """Run a client as a task, as a pane's worker does, and stop it at the end."""
-    task = asyncio.create_task(client.run())
-    try:
-        yield task
-    finally:
-        await client.stop()
-        await asyncio.wait_for(task, 10.0)
 
 
 def recorder(client: ModeClient) -> list[Tick]:
@@ -108,7 +96,7 @@ async def test_a_push_pane_gets_every_tick_in_order_once(
     count = 60
     client = make_client(mode, server.url, symbol, backoff=FAST)
     seen = recorder(client)
-    async with asyncio.timeout(WAIT), httpx.AsyncClient() as http, running(client):
+    async with asyncio.timeout(WAIT), httpx.AsyncClient() as http, running_client(client):
         await until(is_live(client))
         stored = await publish(http, server, symbol, prices(count // 2))
         await until(lambda: client.stats.updates == 1 + count // 2)
@@ -134,7 +122,7 @@ async def test_a_poll_pane_gets_each_tick_it_waits_for(shared_server: RunningSer
     client = make_client("poll", server.url, symbol, poll_interval=0.05, backoff=FAST)
     seen = recorder(client)
     stored: list[dict[str, Any]] = []
-    async with asyncio.timeout(WAIT), httpx.AsyncClient() as http, running(client):
+    async with asyncio.timeout(WAIT), httpx.AsyncClient() as http, running_client(client):
         await until(is_live(client))
         for price in prices(5):
             stored += await publish(http, server, symbol, [price])
@@ -152,7 +140,7 @@ async def test_polling_slower_than_the_feed_misses_ticks_and_idles_on_304(
 ) -> None:
     server, symbol = shared_server, own_symbol
     client = make_client("poll", server.url, symbol, poll_interval=0.2, backoff=FAST)
-    async with asyncio.timeout(WAIT), httpx.AsyncClient() as http, running(client):
+    async with asyncio.timeout(WAIT), httpx.AsyncClient() as http, running_client(client):
         await until(is_live(client))
         stored = await publish(http, server, symbol, prices(20))  # 20 ticks between two polls
         await until(shows_seq(client, stored[-1]["seq"]))
@@ -171,7 +159,7 @@ async def test_polling_slower_than_the_feed_misses_ticks_and_idles_on_304(
 async def test_a_long_poll_that_runs_out_counts_an_empty_answer(shared_server: RunningServer, own_symbol: str) -> None:
     server, symbol = shared_server, own_symbol
     client = LongPollClient(server.url, symbol, hold_timeout=1.0, backoff=FAST)
-    async with asyncio.timeout(WAIT), httpx.AsyncClient() as http, running(client):
+    async with asyncio.timeout(WAIT), httpx.AsyncClient() as http, running_client(client):
         await until(is_live(client))
         await until(lambda: client.stats.open_connections == 1)  # our next request is being held
         await until(lambda: client.stats.empty_responses >= 1)
@@ -188,7 +176,7 @@ async def test_a_long_poll_that_runs_out_counts_an_empty_answer(shared_server: R
 async def test_an_unknown_symbol_says_so(shared_server: RunningServer, mode: str) -> None:
     server = shared_server
     client = make_client(mode, server.url, "NOPE", backoff=FAST)
-    async with asyncio.timeout(WAIT), running(client):
+    async with asyncio.timeout(WAIT), running_client(client):
         await until(lambda: client.error is not None)
         assert client.state is not ConnectionState.LIVE
     assert "unknown symbol" in (client.error or "")
@@ -210,7 +198,7 @@ async def test_a_pane_resumes_after_the_server_restarts_on_the_same_port(mode: s
         mode, first.url, SYMBOL, poll_interval=0.05, backoff=Backoff(base=0.05, cap=0.2, unreachable_after=1000)
     )
     try:
-        async with asyncio.timeout(WAIT), httpx.AsyncClient() as http, running(client):
+        async with asyncio.timeout(WAIT), httpx.AsyncClient() as http, running_client(client):
             await until(is_live(client))
             stored = await publish(http, first, SYMBOL, prices(1))
             await until(lambda: client.stats.updates == 2)
@@ -239,7 +227,7 @@ async def test_a_pane_resumes_after_the_server_restarts_on_the_same_port(mode: s
 @pytest.mark.parametrize("mode", ALL_MODES)
 async def test_a_pane_with_no_server_ends_up_unreachable_and_says_when_it_retries(mode: str) -> None:
     client = make_client(mode, f"http://127.0.0.1:{free_port()}", SYMBOL, backoff=Backoff(base=0.05, cap=0.1))
-    async with asyncio.timeout(WAIT), running(client):
+    async with asyncio.timeout(WAIT), running_client(client):
         await until(lambda: client.state is ConnectionState.UNREACHABLE and client.retry_in() is not None)
         retry_in = client.retry_in()
         assert isinstance(retry_in, float) and 0.0 <= retry_in <= 0.1
@@ -286,7 +274,7 @@ async def test_a_long_poll_pane_that_leaves_frees_its_server_slot(shared_server:
     server = shared_server
     client = make_client("longpoll", server.url, SYMBOL, backoff=FAST)
     async with asyncio.timeout(WAIT), httpx.AsyncClient() as http:
-        async with running(client):
+        async with running_client(client):
             await until(is_live(client))
             await until(lambda: client.stats.open_connections == 1)
         assert client.state is ConnectionState.STOPPED and client.stats.open_connections == 0
@@ -368,7 +356,7 @@ async def test_ticks_skipped_past_a_short_history_count_as_missed(
         with contextlib.suppress(asyncio.CancelledError):
             await paused
         stored = await publish(http, small, symbol, prices(20))
-        async with running(client):
+        async with running_client(client):
             await until(shows_seq(client, stored[-1]["seq"]))
     stats = client.stats
     assert stats.gaps == 1 and stats.duplicates == 0

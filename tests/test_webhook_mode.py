@@ -3,28 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 from standardwebhooks import Webhook
 
-from tests.helpers import RunningServer, ServerFactory, prices, publish, until
+from tests.helpers import RunningServer, ServerFactory, prices, publish, raw_peer, running_client, until
 from tui.modes import Backoff, ConnectionState, WebhookClient
 
 WAIT = 30.0
-
-
-@asynccontextmanager
-async def running(client: WebhookClient) -> AsyncIterator[None]:
-    task = asyncio.create_task(client.run())
-    try:
-        yield
-    finally:
-        await client.stop()
-        await asyncio.wait_for(task, 10)
 
 
 async def test_a_webhook_pane_receives_every_tick_in_order_and_deregisters(
@@ -35,7 +25,7 @@ async def test_a_webhook_pane_receives_every_tick_in_order_and_deregisters(
     seen: list[int] = []
     client.on_tick = lambda tick: seen.append(tick.seq)
     async with asyncio.timeout(WAIT), httpx.AsyncClient() as http:
-        async with running(client):
+        async with running_client(client):
             await until(lambda: client.state is ConnectionState.LIVE)
             webhook_id = client.webhook_id
             assert client.receiver_url is not None and "the server calls us" in client.explain()
@@ -50,7 +40,7 @@ async def test_a_webhook_pane_receives_every_tick_in_order_and_deregisters(
 async def test_forged_stale_and_replayed_deliveries_are_rejected(shared_server: RunningServer, own_symbol: str) -> None:
     server = shared_server
     client = WebhookClient(server.url, own_symbol, backoff=Backoff(base=0.05, cap=0.2))
-    async with asyncio.timeout(WAIT), httpx.AsyncClient() as http, running(client):
+    async with asyncio.timeout(WAIT), httpx.AsyncClient() as http, running_client(client):
         await until(lambda: client.state is ConnectionState.LIVE)
         await publish(http, server, own_symbol, prices(1))
         await until(lambda: client.stats.updates == 1)
@@ -106,9 +96,9 @@ async def test_a_pane_registers_with_its_token(server_factory: ServerFactory) ->
     async with (
         asyncio.timeout(WAIT),
         httpx.AsyncClient() as http,
-        running(client),
-        running(refused[0]),
-        running(refused[1]),
+        running_client(client),
+        running_client(refused[0]),
+        running_client(refused[1]),
     ):
         await until(lambda: client.state is ConnectionState.LIVE)
         await publish(http, server, "TCS", prices(3))
@@ -140,24 +130,14 @@ def test_the_app_and_the_bench_pass_the_token_to_webhook_panes(monkeypatch: pyte
     assert app.make_client("poll", "TCS").mode == "poll"
 
 
-@asynccontextmanager
-async def hostile_server(answer: Callable[[asyncio.StreamWriter], Awaitable[None]]) -> AsyncIterator[str]:
-    """A raw HTTP server on loopback that reads a request and answers with `answer`; yields its URL."""
+def hostile_server(answer: Callable[[asyncio.StreamWriter], Awaitable[None]]) -> AbstractAsyncContextManager[str]:
+    """A raw HTTP server on loopback that reads a request and answers with `answer`; its URL."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            await reader.readuntil(b"\r\n\r\n")
-            await answer(writer)
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
+        await reader.readuntil(b"\r\n\r\n")
+        await answer(writer)
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    try:
-        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    finally:
-        server.close()
+    return raw_peer(handle)
 
 
 async def test_a_flooded_registration_answer_is_not_read_whole(own_symbol: str) -> None:
@@ -181,7 +161,7 @@ async def test_a_flooded_registration_answer_is_not_read_whole(own_symbol: str) 
 
     async with asyncio.timeout(WAIT), hostile_server(flood) as url:
         client = WebhookClient(url, own_symbol, backoff=Backoff(base=0.05, cap=0.2))
-        async with running(client):
+        async with running_client(client):
             await until(lambda: len(sent) >= 2)  # refused, and retried
             assert "is over 65536 bytes" in str(client.error), client.error
             assert client.state is not ConnectionState.LIVE and client.webhook_id is None
@@ -204,6 +184,6 @@ async def test_a_trickled_registration_answer_times_out_and_stop_ends_the_pane(o
     async with asyncio.timeout(WAIT), hostile_server(trickle) as url:
         client = WebhookClient(url, own_symbol, backoff=Backoff(base=0.05, cap=0.2))
         client.request_deadline = 0.5
-        async with running(client):
+        async with running_client(client):
             await until(lambda: attempts >= 2 and client.error == "timed out")
             assert client.state is not ConnectionState.LIVE

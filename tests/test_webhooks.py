@@ -22,7 +22,7 @@ from server.hub import Hub
 from server.runtime import Runtime
 from server.settings import Settings
 from server.transports.webhooks import check_token
-from tests.helpers import RunningServer, ServerFactory, prices, publish, until
+from tests.helpers import RunningServer, ServerFactory, prices, publish, raw_peer, until
 
 SERVING = ("fast path", "redis broker")
 """Registrations live in the process, or in Redis with one process sending (`server.webhook_registry`)."""
@@ -314,25 +314,6 @@ async def read_request(reader: asyncio.StreamReader) -> None:
     await reader.readexactly(length)
 
 
-@asynccontextmanager
-async def hostile_receiver(handle: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Any]) -> AsyncIterator[str]:
-    """A receiver on loopback that answers with `handle`; yields its URL."""
-
-    async def guarded(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            await handle(reader, writer)
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(guarded, "127.0.0.1", 0)
-    try:
-        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/hook"
-    finally:
-        server.close()
-
-
 async def webhook_state(http: httpx.AsyncClient, server: RunningServer, webhook_id: str) -> dict[str, Any]:
     state: dict[str, Any] = (await http.get(server.url + f"/api/webhooks/{webhook_id}")).json()
     return state
@@ -364,7 +345,7 @@ async def test_a_huge_answer_is_read_only_up_to_the_cap_and_the_delivery_counts(
     async with (
         asyncio.timeout(WAIT),
         httpx.AsyncClient() as http,
-        hostile_receiver(answer_hugely) as url,
+        raw_peer(answer_hugely, "/hook") as url,
     ):
         rss_before = (await http.get(server.url + "/api/stats")).json()["rss_bytes"]
         created = await register(http, server, url, ["RELIANCE"])
@@ -402,7 +383,7 @@ async def test_an_answer_trickled_byte_by_byte_fails_on_the_deadline_and_the_end
             await writer.drain()
             await asyncio.sleep(0.02)
 
-    async with asyncio.timeout(WAIT), httpx.AsyncClient() as http, hostile_receiver(trickle) as url:
+    async with asyncio.timeout(WAIT), httpx.AsyncClient() as http, raw_peer(trickle, "/hook") as url:
         created = await register(http, server, url, ["RELIANCE"])
         await publish(http, server, "RELIANCE", prices(1))
         seen: list[dict[str, Any]] = []

@@ -19,10 +19,20 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Coroutine
+from typing import Any, Protocol
 
-from tui.modes import ModeClient
+__all__ = ["ClientThread", "Runnable", "join_all"]
 
-__all__ = ["ClientThread", "join_all"]
+
+class Runnable(Protocol):
+    """What a thread runs: a mode client, or the market feed (`tui.market`)."""
+
+    @property
+    def mode(self) -> str: ...
+
+    def run(self) -> Coroutine[Any, Any, None]: ...
+
 
 log = logging.getLogger("pushpull.runner")
 
@@ -45,7 +55,7 @@ class ClientThread:
         runner.stop()
     """
 
-    def __init__(self, client: ModeClient, *, after: ClientThread | None = None) -> None:
+    def __init__(self, client: Runnable, *, after: ClientThread | None = None) -> None:
         self.client = client
         self._after = after._thread if after is not None else None
         self._loop: asyncio.AbstractEventLoop | None = None

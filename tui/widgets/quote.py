@@ -46,9 +46,9 @@ class QuoteHeader(Static):
         self._shown: tuple[object, ...] | None = None
         """What was drawn last: a repaint that changes nothing draws nothing."""
 
-    def show(self, quote: SessionQuote | None, simulated: bool | None, now: float | None = None) -> None:
+    def show(self, quote: SessionQuote | QuoteState | None, simulated: bool | None, now: float | None = None) -> None:
         """Show the quote's session; `simulated` True adds the label; `now` (Unix s) ages a quiet quote."""
-        self.state = None if quote is None else quote.state
+        self.state = quote.state if isinstance(quote, SessionQuote) else quote
         self.simulated, self.now = simulated, now
         if self.is_mounted:
             self._draw()

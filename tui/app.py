@@ -37,6 +37,7 @@ from tui.widgets import (
     PaneDetailScreen,
     QuoteHeader,
     ServerBar,
+    WatchlistScreen,
 )
 from tui.widgets.key_bar import KeyBar, KeyHint, key_hints
 from tui.widgets.pane import ROW_LABEL_WIDTH, server_column_width
@@ -87,6 +88,7 @@ class PushPullApp(App[None]):
         Binding("plus,equals_sign", "poll_interval(1)", "Slower poll", group=INTERVAL_GROUP),
         Binding("minus", "poll_interval(-1)", "Faster poll", group=INTERVAL_GROUP),
         Binding("s", "next_symbol", "Symbol"),
+        Binding("l", "watchlist", "Watchlist"),
         Binding("r", "reset_counters", "Reset"),
         Binding("p", "toggle_pause", "Pause"),
         Binding("a", "add_pane", "Add pane", group=PANE_GROUP),
@@ -104,6 +106,7 @@ class PushPullApp(App[None]):
         ("1 2 3 4 5", "set the focused pane to poll, longpoll, sse, ws, webhook"),
         ("+ / -", "poll less / more often (every poll pane)"),
         ("s", "next symbol (every pane)"),
+        ("l", "watchlist: every symbol's price and trend; type or pick one for the panes"),
         ("r", "reset every pane's counters"),
         ("p", "pause / resume receiving (push modes resume from their cursor)"),
         ("a / x", "add a pane / remove the focused pane"),
@@ -435,10 +438,29 @@ class PushPullApp(App[None]):
     def action_next_symbol(self) -> None:
         symbols = self.symbols
         index = symbols.index(self.symbol) if self.symbol in symbols else -1
-        self.symbol = symbols[(index + 1) % len(symbols)]
-        self.reference.switch(self.symbol)
+        self.switch_symbol(symbols[(index + 1) % len(symbols)])
+
+    def switch_symbol(self, symbol: str) -> None:
+        """Every pane to `symbol` (a new client each: their figures start afresh)."""
+        self.symbol = symbol
+        self.reference.switch(symbol)
         for pane in self.panes:
-            pane.replace_client(symbol=self.symbol)
+            pane.replace_client(symbol=symbol)
+        self.repaint()
+
+    def action_watchlist(self) -> None:
+        if isinstance(self.screen, WatchlistScreen):
+            return
+        market = self.reference.market
+
+        def picked(symbol: str | None) -> None:
+            if symbol is not None and symbol != self.symbol:
+                self.switch_symbol(symbol)
+
+        screen = WatchlistScreen(
+            market.quote, market.recent_prices, lambda: market.symbols or self.symbols, self.symbol
+        )
+        self.push_screen(screen, picked)
 
     def action_reset_counters(self) -> None:
         for pane in self.panes:
@@ -539,6 +561,9 @@ class PushPullApp(App[None]):
         yield SystemCommand("Poll slower", "Raise the poll interval", lambda: self.action_poll_interval(1))
         yield SystemCommand("Poll faster", "Lower the poll interval", lambda: self.action_poll_interval(-1))
         yield SystemCommand("Next symbol", "Every pane to the next symbol", self.action_next_symbol)
+        yield SystemCommand(
+            "Watchlist", "Every symbol's price and trend; pick one for the panes", self.action_watchlist
+        )
         yield SystemCommand("Reset counters", "Zero every pane's counters", self.action_reset_counters)
         yield SystemCommand("Pause / resume", "Stop or restart receiving", self.action_toggle_pause)
         yield SystemCommand("Save settings", "Write the layout to the config file", self.action_save_settings)
@@ -558,6 +583,7 @@ KEY_PRIORITY = {
     "Details": 4,
     "Interval": 5,
     "Symbol": 6,
+    "Watchlist": 6,
     "Pane": 7,
 }
 """Which key hints the bar keeps longest when the terminal is narrow (others after these)."""

@@ -18,6 +18,7 @@ __all__ = [
     "fmt_rate",
     "fmt_ratio",
     "server_labels",
+    "sparkline",
 ]
 
 NO_VALUE = "\u2013"
@@ -107,3 +108,18 @@ def server_labels(urls: Sequence[str]) -> list[str]:
         labels = [f"{host}:{port}" for host, port in zip(hosts, ports, strict=True)]
     width = SERVER_LABEL_WIDTH
     return [label if len(label) <= width else label[: width - 1] + "\u2026" for label in labels]
+
+
+SPARKS = "\u2581\u2582\u2583\u2584\u2585\u2586\u2587\u2588"
+"""Eighth blocks, lowest to highest."""
+
+
+def sparkline(values: Sequence[float]) -> str:
+    """One cell per value, scaled from the lowest to the highest of them (flat: the middle)."""
+    if not values:
+        return ""
+    low, high = min(values), max(values)
+    if high - low < 1e-9:
+        return SPARKS[3] * len(values)
+    top = len(SPARKS) - 1
+    return "".join(SPARKS[round((value - low) / (high - low) * top)] for value in values)

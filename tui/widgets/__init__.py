@@ -9,6 +9,7 @@ from tui.widgets.pane import Pane
 from tui.widgets.pane_detail import PaneDetail, PaneDetailScreen
 from tui.widgets.quote import QuoteHeader
 from tui.widgets.server_bar import ServerBar
+from tui.widgets.watchlist import WatchlistScreen
 
 __all__ = [
     "Comparison",
@@ -21,4 +22,5 @@ __all__ = [
     "PaneDetailScreen",
     "QuoteHeader",
     "ServerBar",
+    "WatchlistScreen",
 ]

@@ -82,24 +82,46 @@ class AlertRule:
         since = "the session's first price" if first_price is None else fmt_price(first_price)
         return f"{self.symbol} moved {self.level:g}% from {since}"
 
+    @property
+    def rearm_line(self) -> float:
+        """Where a fired rule re-arms: the price it must be back below (`>`) or above (`<`), to
+        the paisa; for `%`, the move in percent it must be back under."""
+        if self.kind == "%":
+            return self.level - min(BAND_POINTS, self.level / 2)
+        return round(self.level * (1 - BAND_FRACTION if self.kind == ">" else 1 + BAND_FRACTION), 2)
+
+    def rearm_text(self, first_price: float | None = None) -> str:
+        """Words for a list of alerts: "re-arms below ₹1,318.68", "re-arms within 1.9% of ₹1,502.35"."""
+        if self.kind == "%":
+            since = "the first price" if first_price is None else fmt_price(first_price)
+            return f"re-arms within {self.rearm_line:g}% of {since}"
+        return f"re-arms {'below' if self.kind == '>' else 'above'} {fmt_price(self.rearm_line)}"
+
     def holds(self, price: float, first_price: float | None) -> bool:
         """Is the price past the line (a `%` rule needs the first price; without one, never)?"""
         if self.kind == ">":
             return price > self.level
         if self.kind == "<":
             return price < self.level
-        return first_price is not None and first_price > 0 and abs(price / first_price - 1) * 100 >= self.level
+        move = _move_percent(price, first_price)
+        return move is not None and move >= self.level
 
     def rearms(self, price: float, first_price: float | None) -> bool:
         """Is the price back inside the line by the hysteresis band (see the module docstring)?"""
         if self.kind == ">":
-            return price < self.level * (1 - BAND_FRACTION)
+            return price < self.rearm_line
         if self.kind == "<":
-            return price > self.level * (1 + BAND_FRACTION)
-        if first_price is None or first_price <= 0:
-            return False
-        band = min(BAND_POINTS, self.level / 2)
-        return abs(price / first_price - 1) * 100 < self.level - band
+            return price > self.rearm_line
+        move = _move_percent(price, first_price)
+        return move is not None and move < self.rearm_line
+
+
+def _move_percent(price: float, first_price: float | None) -> float | None:
+    """|price / first_price - 1| in percent, rounded so that 1530 from 1500 is 2 % exactly, not
+    2.0000000000000018 (a line on the tick grid must not be missed by a float's last bit)."""
+    if first_price is None or first_price <= 0:
+        return None
+    return round(abs(price / first_price - 1) * 100, 9)
 
 
 def parse_rule(text: str) -> AlertRule:

@@ -98,8 +98,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         loaded = load_config(wanted.config)
     except ConfigError as exc:
         fail(PROG, str(exc))
-    saved_alerts: list[AlertRule] = loaded.values.pop("alerts", [])
-    parser.set_defaults(**loaded.values)  # (the file's values are defaults: a flag given wins)
+    defaults = dict(loaded.values)
+    saved_alerts: list[AlertRule] = defaults.pop("alerts", [])
+    parser.set_defaults(**defaults)  # (the file's values are defaults: a flag given wins)
     args = parser.parse_args(list(argv))
     args.config = loaded.path
     # Alerts add up rather than replace: each is a watch of its own, and `w` would otherwise write

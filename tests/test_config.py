@@ -11,8 +11,9 @@ import pytest
 
 from tests.helpers import RunningServer, until
 from tui.__main__ import parse_args
+from tui.alerts import parse_rule
 from tui.app import PushPullApp
-from tui.config import load
+from tui.config import load, save
 
 WAIT = 20.0
 
@@ -56,7 +57,7 @@ def test_without_config_the_file_is_found_in_the_users_config_folder(
     ("text", "says"),
     [
         ("symbol = ", "not valid TOML"),
-        ('colour = "red"\n', "unknown key 'colour' (known: server, symbol, modes, poll_interval, theme)"),
+        ('colour = "red"\n', "unknown key 'colour' (known: server, symbol, modes, poll_interval, theme, alerts)"),
         ('server = "ftp://x"\n', "key 'server': invalid server URL 'ftp://x'"),
         ("server = [1, 2]\n", "key 'server': expected a string or a list of strings"),
         ('modes = ["poll", "smoke"]\n', "key 'modes': unknown mode(s) smoke"),
@@ -64,6 +65,10 @@ def test_without_config_the_file_is_found_in_the_users_config_folder(
         ("poll_interval = 900\n", "key 'poll_interval':"),
         ('theme = "neon"\n', "key 'theme': unknown theme 'neon'"),
         ("symbol = 5\n", "key 'symbol': expected a symbol name"),
+        ('alerts = "RELIANCE>1320"\n', 'key \'alerts\': expected a list of rules such as ["RELIANCE>1320", "INFY%2"]'),
+        ("alerts = [1320]\n", "key 'alerts': expected a list of rules"),
+        ('alerts = ["TCS<3500", "RELIANCE=1320"]\n', "key 'alerts': invalid alert 'RELIANCE=1320': no >, < or %"),
+        ('alerts = ["INFY%200"]\n', "key 'alerts': invalid alert 'INFY%200': a percentage must be above 0"),
     ],
 )
 def test_a_bad_file_is_one_line_naming_the_key_and_exit_2(
@@ -113,3 +118,26 @@ async def test_w_saves_the_layout_and_a_restart_reads_it_back(shared_server: Run
         "nord",
         [shared_server.url],
     )
+
+
+def test_alert_flags_add_to_the_files_alerts_each_held_once(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('alerts = ["RELIANCE>1320", "tcs < 3500"]\n')
+    assert parse_args(["--config", str(path)]).alerts == [parse_rule("RELIANCE>1320"), parse_rule("TCS<3500")]
+    args = parse_args(["--config", str(path), "--alert", "INFY%2", "--alert", "reliance>1320.0"])
+    assert [str(rule) for rule in args.alerts] == ["RELIANCE>1320", "TCS<3500", "INFY%2"]
+    path.write_text("alerts = []\n")
+    assert parse_args(["--config", str(path)]).alerts == []
+    assert parse_args(["--config", str(path), "--alert", "SBIN<800"]).alerts == [parse_rule("SBIN<800")]
+
+
+def test_alerts_are_saved_as_their_canonical_text_and_read_back(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    save(path, {"symbol": "TCS", "alerts": [parse_rule("RELIANCE>1320"), "infy % 2.0"]})
+    assert 'alerts = [\n    "RELIANCE>1320",\n    "INFY%2",\n]' in path.read_text()
+    assert load(path).values == {"symbol": "TCS", "alerts": [parse_rule("RELIANCE>1320"), parse_rule("INFY%2")]}
+    save(path, {"alerts": []})
+    assert load(path).values == {"alerts": []}
+    with pytest.raises(ValueError, match="invalid alert 'RELIANCE'"):
+        save(path, {"alerts": ["RELIANCE"]})
+    assert load(path).values == {"alerts": []}  # (a refused save leaves the file as it was)

@@ -11,6 +11,7 @@ from textual.theme import BUILTIN_THEMES
 
 from server.commandline import ArgumentParser, exit_on_usage_error, fail
 from tui import __version__
+from tui.alerts import AlertRule, parse_rule
 from tui.arguments import (
     add_feed_options,
     add_webhook_token_option,
@@ -67,6 +68,17 @@ def build_parser() -> ArgumentParser:
         help="colour theme (default textual-dark)",
     )
     parser.add_argument(
+        "--alert",
+        dest="alerts",
+        action="append",
+        type=parse_rule,
+        default=None,
+        metavar="RULE",
+        help="notify when a price crosses a line: SYMBOL>PRICE, SYMBOL<PRICE, or SYMBOL%%PERCENT for a move "
+        "from the session's first price (e.g. --alert 'RELIANCE>1320' --alert 'INFY%%2'); repeatable, "
+        "added to the settings file's alerts",
+    )
+    parser.add_argument(
         "--config",
         type=Path,
         default=None,
@@ -86,9 +98,15 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         loaded = load_config(wanted.config)
     except ConfigError as exc:
         fail(PROG, str(exc))
-    parser.set_defaults(**loaded.values)  # (the file's values are defaults: a flag given wins)
+    defaults = dict(loaded.values)
+    saved_alerts: list[AlertRule] = defaults.pop("alerts", [])
+    parser.set_defaults(**defaults)  # (the file's values are defaults: a flag given wins)
     args = parser.parse_args(list(argv))
     args.config = loaded.path
+    # Alerts add up rather than replace: each is a watch of its own, and `w` would otherwise write
+    # back only the flags' ones. (Kept out of set_defaults: `append` would add to that list too,
+    # but only by an argparse detail, and a rule given twice would be held twice.)
+    args.alerts = list(dict.fromkeys([*saved_alerts, *(args.alerts or [])]))
     problem = refused_with_server(args)
     if problem is not None:
         fail(PROG, problem)
@@ -97,21 +115,26 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return args
 
 
-def refuse_unknown_symbol(urls: list[str], symbol: str) -> None:
-    """Exit 2 with one line if a server is up and does not publish `symbol`."""
+def refuse_unknown_symbol(urls: list[str], symbol: str, alerts: Sequence[AlertRule] = ()) -> None:
+    """Exit 2 with one line if a server is up and does not publish `symbol` or an alert's symbol."""
     import asyncio
 
     import httpx
 
     from tui.symbols import unknown_symbol
 
+    named = {symbol: ""}  # each symbol to ask about, and how the complaint names where it came from
+    for rule in alerts:
+        named.setdefault(rule.symbol, f"alert {str(rule)!r}: ")
+    asked = [(url, name) for name in named for url in urls]
+
     async def ask() -> list[str | None]:
         async with httpx.AsyncClient(timeout=3.0) as http:
-            return await asyncio.gather(*(unknown_symbol(http, url, symbol) for url in urls))
+            return await asyncio.gather(*(unknown_symbol(http, url, name) for url, name in asked))
 
-    for url, problem in zip(urls, asyncio.run(ask()), strict=True):
+    for (url, name), problem in zip(asked, asyncio.run(ask()), strict=True):
         if problem is not None:
-            fail(PROG, problem if len(urls) == 1 else f"{url}: {problem}")
+            fail(PROG, named[name] + (problem if len(urls) == 1 else f"{url}: {problem}"))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -138,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         except EmbeddedServerError as exc:
             fail(PROG, str(exc))
     try:
-        refuse_unknown_symbol(urls, args.symbol)
+        refuse_unknown_symbol(urls, args.symbol, args.alerts)
         app = PushPullApp(
             urls,
             symbol=args.symbol,
@@ -148,6 +171,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             webhook_token=args.webhook_token,
             theme=args.theme,
             config_path=args.config,
+            alerts=args.alerts,
         )
         app.run()
         join_all(EXIT_JOIN)

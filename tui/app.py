@@ -19,6 +19,7 @@ from textual.geometry import Size
 from textual.screen import Screen
 from textual.widgets import Static
 
+from tui.alerts import AlertRule
 from tui.config import save as save_config
 from tui.defaults import DEFAULT_MODES, DEFAULT_POLL_INTERVAL, DEFAULT_SYMBOL, MAX_PANES
 from tui.export import comparison, write_comparison
@@ -138,6 +139,7 @@ class PushPullApp(App[None]):
         theme: str | None = None,
         config_path: Path | None = None,
         export_dir: Path | None = None,
+        alerts: Sequence[AlertRule] = (),
     ) -> None:
         super().__init__()
         urls = [server_urls] if isinstance(server_urls, str) else list(server_urls)
@@ -172,6 +174,8 @@ class PushPullApp(App[None]):
         self.initial_theme = theme
         self.config_path = config_path
         """Where the save key writes the settings (`tui.config`); None: nowhere."""
+        self.initial_alerts = tuple(alerts)
+        """The alerts to watch from the start (`--alert` and the settings file's)."""
         self.export_dir = export_dir if export_dir is not None else Path.cwd()
         """Where the export key writes the comparison (`tui.export`): the working directory by default."""
         self.symbols: list[str] = [symbol]

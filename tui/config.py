@@ -13,6 +13,7 @@ Example:
     modes = ["poll", "sse", "ws"]
     poll_interval = 0.5
     theme = "nord"
+    alerts = ["RELIANCE>1320", "INFY%2"]  # `--alert` flags add to these
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import tomli_w
 from textual.theme import BUILTIN_THEMES
 
 from server.commandline import number
+from tui.alerts import AlertRule, parse_rule
 from tui.arguments import mode_list, server_urls
 from tui.defaults import POLL_INTERVAL_RANGE
 
@@ -72,12 +74,20 @@ def _theme(value: Any) -> str:
     return value
 
 
+def _alerts(value: Any) -> list[AlertRule]:
+    """A list of rule strings, each as `--alert` takes it (an empty list: none)."""
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise argparse.ArgumentTypeError('expected a list of rules such as ["RELIANCE>1320", "INFY%2"]')
+    return [parse_rule(item) for item in value]
+
+
 KEYS: dict[str, Callable[[Any], Any]] = {
     "server": lambda value: server_urls(_text_list(value)),
     "symbol": _symbol,
     "modes": lambda value: mode_list(_text_list(value)),
     "poll_interval": _poll_interval,
     "theme": _theme,
+    "alerts": _alerts,
 }
 """Every key the file may hold, and how its value is checked (as the matching flag checks it)."""
 
@@ -117,11 +127,18 @@ def load(path: Path | None) -> Loaded:
 
 
 def save(path: Path, settings: Mapping[str, Any]) -> None:
-    """Write `settings` (keys of `KEYS`) to `path`, creating its folder; the file is replaced whole."""
+    """Write `settings` (keys of `KEYS`) to `path`, creating its folder; the file is replaced whole.
+    Alerts may be given as rules or their text; they are written as text (`RELIANCE>1320`)."""
     unknown = set(settings) - set(KEYS)
     if unknown:
         raise ValueError(f"not config keys: {sorted(unknown)}")
+    written = dict(settings)
+    if "alerts" in written:
+        try:
+            written["alerts"] = [str(r if isinstance(r, AlertRule) else parse_rule(r)) for r in written["alerts"]]
+        except argparse.ArgumentTypeError as exc:
+            raise ValueError(str(exc)) from None
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".tmp")
-    partial.write_text(tomli_w.dumps(dict(settings)), encoding="utf-8")
+    partial.write_text(tomli_w.dumps(written), encoding="utf-8")
     partial.replace(path)  # (atomic: a crash mid-write leaves the old file, not half a new one)

@@ -21,7 +21,7 @@ from textual.pilot import Pilot
 from tests.helpers import RunningServer, publish, publish_sync, start_server, until
 from tui.app import PushPullApp
 from tui.modes import Backoff, ConnectionState, ServerClock
-from tui.widgets import HelpScreen, PaneDetailScreen
+from tui.widgets import HelpScreen, PaneDetailScreen, WatchlistScreen
 
 SIZES = [(80, 24), (100, 30), (160, 45)]
 """The default terminal, a common small one, and one where the panes are cards side by side."""
@@ -173,3 +173,18 @@ def test_a_webhook_pane_beside_an_sse_pane(snap_compare: Any, quiet_server: Runn
 
     app = make_app(quiet_server.url, modes=["sse", "webhook"])
     assert snap_compare(app, terminal_size=(100, 30), run_before=deliver)
+
+
+def test_the_watchlist_at_80x24(snap_compare: Any, quiet_server: RunningServer) -> None:
+    async def open_watchlist(pilot: Pilot[None]) -> None:
+        app = pilot.app
+        assert isinstance(app, PushPullApp)
+        market = app.reference.market
+        await until(lambda: market.quote("TCS").last is not None, pilot=pilot)
+        await pilot.press("l")
+        await until(
+            lambda: isinstance(app.screen, WatchlistScreen) and app.screen.shown == ["RELIANCE", "TCS"], pilot=pilot
+        )
+
+    app = make_app(quiet_server.url)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=with_data(quiet_server, open_watchlist))

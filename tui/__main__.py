@@ -172,6 +172,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             theme=args.theme,
             config_path=args.config,
             alerts=args.alerts,
+            desktop_notifications=True,
         )
         app.run()
         join_all(EXIT_JOIN)

@@ -19,17 +19,20 @@ from textual.geometry import Size
 from textual.screen import Screen
 from textual.widgets import Static
 
-from tui.alerts import AlertRule
+from server.schema import Tick
+from tui.alerts import AlertBook, AlertRule, Crossing, first_seen_by, seen_report
 from tui.config import save as save_config
 from tui.defaults import DEFAULT_MODES, DEFAULT_POLL_INTERVAL, DEFAULT_SYMBOL, MAX_PANES
+from tui.desktop import notify_desktop
 from tui.export import comparison, write_comparison
 from tui.format import server_labels
-from tui.messages import ServerStatsFetched
+from tui.messages import AlertCrossed, ServerStatsFetched
 from tui.modes import MODES, Backoff, ModeClient, ServerClock, make_client
 from tui.reference import ReferenceFeed
 from tui.theory import poll_theory
 from tui.timeline import Published, published_strip, window_for
 from tui.widgets import (
+    AlertsScreen,
     Comparison,
     ComparisonRow,
     HelpScreen,
@@ -40,6 +43,7 @@ from tui.widgets import (
     ServerBar,
     WatchlistScreen,
 )
+from tui.widgets.alerts import suggested_rule
 from tui.widgets.key_bar import KeyBar, KeyHint, key_hints
 from tui.widgets.pane import ROW_LABEL_WIDTH, server_column_width
 
@@ -57,6 +61,14 @@ STARTUP_GRACE = 1.0
 GIL, and the ticks that wait behind them would be counted against the modes."""
 MODE_KEYS = ("poll", "longpoll", "sse", "ws", "webhook")
 """What keys 1..5 select, in SPEC's order."""
+
+
+ALERT_REPORT_WAIT = 10.0
+"""Seconds at most a fired alert's notice waits for every pane to see the crossing tick."""
+ALERT_REPORT_STEP = 0.05
+"""Seconds between looks at whether every pane has seen it."""
+ALERT_NOTICE_SECONDS = 12.0
+"""How long a fired alert's notice stays on screen."""
 
 
 def next_poll_interval(current: float, step: int) -> float:
@@ -90,6 +102,7 @@ class PushPullApp(App[None]):
         Binding("minus", "poll_interval(-1)", "Faster poll", group=INTERVAL_GROUP),
         Binding("s", "next_symbol", "Symbol"),
         Binding("l", "watchlist", "Watchlist"),
+        Binding("n", "alerts", "Alerts"),
         Binding("r", "reset_counters", "Reset"),
         Binding("p", "toggle_pause", "Pause"),
         Binding("a", "add_pane", "Add pane", group=PANE_GROUP),
@@ -108,11 +121,12 @@ class PushPullApp(App[None]):
         ("+ / -", "poll less / more often (every poll pane)"),
         ("s", "next symbol (every pane)"),
         ("l", "watchlist: every symbol's price and trend; type or pick one for the panes"),
+        ("n", "price alerts: add one for this symbol a step above its price, list and remove them"),
         ("r", "reset every pane's counters"),
         ("p", "pause / resume receiving (push modes resume from their cursor)"),
         ("a / x", "add a pane / remove the focused pane"),
         ("Enter / d", "every counter of the focused pane"),
-        ("w", "save the symbol, panes, poll interval and theme to the config file"),
+        ("w", "save the symbol, panes, poll interval, alerts and theme to the config file"),
         ("e", "export the comparison (every pane's figures, and theory) to CSV and JSON"),
         ("? / F1", "this help"),
         ("Ctrl+P", "command palette: every action above by name"),
@@ -140,6 +154,8 @@ class PushPullApp(App[None]):
         config_path: Path | None = None,
         export_dir: Path | None = None,
         alerts: Sequence[AlertRule] = (),
+        desktop_notifications: bool = False,
+        alert_report_wait: float = ALERT_REPORT_WAIT,
     ) -> None:
         super().__init__()
         urls = [server_urls] if isinstance(server_urls, str) else list(server_urls)
@@ -174,10 +190,16 @@ class PushPullApp(App[None]):
         self.initial_theme = theme
         self.config_path = config_path
         """Where the save key writes the settings (`tui.config`); None: nowhere."""
-        self.initial_alerts = tuple(alerts)
-        """The alerts to watch from the start (`--alert` and the settings file's)."""
         self.export_dir = export_dir if export_dir is not None else Path.cwd()
         """Where the export key writes the comparison (`tui.export`): the working directory by default."""
+        self.alert_book = AlertBook(alerts)
+        """The price alerts watched (`--alert`, the settings file, the alerts window)."""
+        self.fired: dict[AlertRule, Crossing] = {}
+        """Each alert's last crossing this session."""
+        self.desktop_notifications = desktop_notifications
+        """Whether a fired alert also goes to the desktop (`notify-send`); off in tests."""
+        self.alert_report_wait = alert_report_wait
+        """Seconds at most a fired alert's notice waits for every pane to see the crossing."""
         self.symbols: list[str] = [symbol]
         self.simulated: bool | None = None
         """Whether the server's feed is its simulator (from `/api/stats`)."""
@@ -220,6 +242,7 @@ class PushPullApp(App[None]):
     def on_mount(self) -> None:
         if self.initial_theme is not None:
             self.theme = self.initial_theme
+        self.reference.market.listeners.append(self.watch_alerts)
         self.reference.start()
         self.set_interval(self.refresh_interval, self.on_repaint_timer)
         self.load_symbols()
@@ -466,6 +489,60 @@ class PushPullApp(App[None]):
         )
         self.push_screen(screen, picked)
 
+    def action_alerts(self) -> None:
+        if isinstance(self.screen, AlertsScreen):
+            return
+        market = self.reference.market
+        last = self.reference.quote.last
+        screen = AlertsScreen(
+            self.alert_book,
+            suggested_rule(self.symbol, last.price if last is not None else None),
+            symbols=lambda: market.symbols or self.symbols,
+            fired=self.fired.get,
+            first_price=lambda symbol: market.quote(symbol).first_price,
+        )
+        self.push_screen(screen)
+
+    # -- alerts ------------------------------------------------------------------------------------
+
+    def watch_alerts(self, tick: Tick, at: float) -> None:
+        """On the market feed's thread, for every tick of every symbol: post what fires."""
+        first_price = self.reference.market.quote(tick.symbol).first_price
+        for crossing in self.alert_book.observe(tick, first_price, at):
+            self.post_message(AlertCrossed(crossing))
+
+    @on(AlertCrossed)
+    def alert_fired(self, message: AlertCrossed) -> None:
+        """The bell and the desktop at once (the push); the notice once every pane has seen it."""
+        crossing = message.crossing
+        self.fired[crossing.rule] = crossing
+        self.bell()
+        if self.desktop_notifications:
+            notify_desktop(f"pushpull: {crossing.rule}", crossing.headline())
+        self.report_alert(crossing, time.monotonic() + self.alert_report_wait)
+
+    def report_alert(self, crossing: Crossing, deadline: float) -> None:
+        """Say which mode saw the crossing first and how much later each other did, once every pane
+        on its symbol has seen it (or at `deadline`: a poll pane may not have asked yet)."""
+        panes = [
+            (number, pane) for number, pane in enumerate(self.panes, start=1) if pane.symbol == crossing.tick.symbol
+        ]
+        modes = [pane.mode for _, pane in panes]
+        seen = {
+            (pane.mode if modes.count(pane.mode) == 1 else f"{pane.mode} (pane {number})"): first_seen_by(
+                pane.client, crossing.tick
+            )
+            for number, pane in panes
+        }
+        if any(at is None for at in seen.values()) and time.monotonic() < deadline:
+            self.set_timer(ALERT_REPORT_STEP, lambda: self.report_alert(crossing, deadline))
+            return
+        if panes:
+            report = seen_report(crossing, seen)
+        else:
+            report = f"no pane watches {crossing.tick.symbol}: the watchlist's feed saw it (l to watch it)"
+        self.notify(report, title=crossing.headline(), timeout=ALERT_NOTICE_SECONDS, markup=False)
+
     def action_reset_counters(self) -> None:
         for pane in self.panes:
             pane.reset_counters()
@@ -526,6 +603,7 @@ class PushPullApp(App[None]):
             return
         settings: dict[str, object] = {
             "symbol": self.symbol,
+            "alerts": [str(rule) for rule in self.alert_book.rules],
             "modes": [pane.mode for pane in self.panes],
             "poll_interval": self.poll_interval,
             "theme": self.theme,
@@ -570,6 +648,7 @@ class PushPullApp(App[None]):
         )
         yield SystemCommand("Reset counters", "Zero every pane's counters", self.action_reset_counters)
         yield SystemCommand("Pause / resume", "Stop or restart receiving", self.action_toggle_pause)
+        yield SystemCommand("Price alerts", "Add, list and remove price alerts", self.action_alerts)
         yield SystemCommand("Save settings", "Write the layout to the config file", self.action_save_settings)
         yield SystemCommand("Export comparison", "Every pane's figures and theory to CSV and JSON", self.action_export)
         yield SystemCommand("Add pane", "Another pane, in a mode not shown yet", self.action_add_pane)
@@ -588,6 +667,7 @@ KEY_PRIORITY = {
     "Interval": 5,
     "Symbol": 6,
     "Watchlist": 6,
+    "Alerts": 6,
     "Pane": 7,
 }
 """Which key hints the bar keeps longest when the terminal is narrow (others after these)."""

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
 
-__all__ = ["ServerStatsFetched"]
+if TYPE_CHECKING:
+    from tui.alerts import Crossing
+
+__all__ = ["AlertCrossed", "ServerStatsFetched"]
 
 
 @dataclass
@@ -21,3 +24,10 @@ class ServerStatsFetched(Message):
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, ServerStatsFetched) and message.server_url == self.server_url
+
+
+@dataclass
+class AlertCrossed(Message):
+    """A price alert fired on the market feed's thread; the app tells the user on its own."""
+
+    crossing: Crossing

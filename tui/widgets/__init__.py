@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tui.widgets.alerts import AlertsScreen
 from tui.widgets.comparison import Comparison, ComparisonRow
 from tui.widgets.help import HelpScreen
 from tui.widgets.key_bar import KeyBar, KeyHint
@@ -12,6 +13,7 @@ from tui.widgets.server_bar import ServerBar
 from tui.widgets.watchlist import WatchlistScreen
 
 __all__ = [
+    "AlertsScreen",
     "Comparison",
     "ComparisonRow",
     "HelpScreen",

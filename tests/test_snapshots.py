@@ -19,6 +19,7 @@ import pytest
 from textual.pilot import Pilot
 
 from tests.helpers import RunningServer, publish, publish_sync, start_server, until
+from tui.alerts import parse_rule
 from tui.app import PushPullApp
 from tui.modes import Backoff, ConnectionState, ServerClock
 from tui.widgets import HelpScreen, PaneDetailScreen, WatchlistScreen
@@ -188,3 +189,15 @@ def test_the_watchlist_at_80x24(snap_compare: Any, quiet_server: RunningServer) 
 
     app = make_app(quiet_server.url)
     assert snap_compare(app, terminal_size=(80, 24), run_before=with_data(quiet_server, open_watchlist))
+
+
+def test_a_fired_alert_at_100x30(snap_compare: Any, quiet_server: RunningServer) -> None:
+    """RELIANCE>1314 fires at the second live price; the poll pane (every 60 s) has not asked since."""
+
+    async def wait_for_notice(pilot: Pilot[None]) -> None:
+        app = pilot.app
+        assert isinstance(app, PushPullApp)
+        await until(lambda: any(n.title.startswith("RELIANCE above") for n in app._notifications), pilot=pilot)
+
+    app = make_app(quiet_server.url, alerts=[parse_rule("RELIANCE>1314")], alert_report_wait=0.2)
+    assert snap_compare(app, terminal_size=(100, 30), run_before=with_data(quiet_server, wait_for_notice))

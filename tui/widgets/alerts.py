@@ -112,7 +112,7 @@ class AlertsScreen(ModalScreen[None]):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        for name in ("Rule", "Fires when it is", "State"):
+        for name in ("Rule", "Fires when", "State"):
             table.add_column(name, key=name)
         self.redraw()
         self.query_one(Input).focus()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tui.widgets.advisor import AdvisorScreen
 from tui.widgets.comparison import Comparison, ComparisonRow
 from tui.widgets.help import HelpScreen
 from tui.widgets.key_bar import KeyBar, KeyHint
@@ -11,6 +12,7 @@ from tui.widgets.quote import QuoteHeader
 from tui.widgets.server_bar import ServerBar
 
 __all__ = [
+    "AdvisorScreen",
     "Comparison",
     "ComparisonRow",
     "HelpScreen",

@@ -33,6 +33,7 @@ __all__ = [
     "PanePoint",
     "advisor_data",
     "fmt_interval",
+    "fmt_per_minute",
     "interval_for_delay",
     "pane_point",
     "theory_figures",

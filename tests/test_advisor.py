@@ -79,6 +79,21 @@ def test_the_advice_in_words() -> None:
     assert "theory needs the tick rate" in AdvisorData(tick_rate=None, poll_interval=0.5, points=()).advice(100.0)
 
 
+def test_the_curve_is_theory_at_every_step_of_the_keys() -> None:
+    data = AdvisorData(tick_rate=2.0, poll_interval=0.5, points=())
+    curve = data.curve()
+    assert [interval for interval, _ in curve] == list(POLL_INTERVALS)
+    for interval, figures in curve:
+        theory = poll_theory(2.0, interval)
+        assert theory is not None
+        assert figures.delay_p50_ms == pytest.approx(theory.delay_p50_s * 1000)
+        assert figures.empty_per_minute == pytest.approx(60 / interval * theory.empty_fraction)
+        assert figures.requests_per_update == pytest.approx(theory.requests_per_update)
+        assert figures.missed_fraction == pytest.approx(theory.missed_fraction)
+    assert data.current == dict(curve)[0.5]
+    assert AdvisorData(tick_rate=None, poll_interval=0.5, points=()).curve() == []
+
+
 @pytest.mark.parametrize("seconds", [0.0123, 0.2251, 0.5, 1.379, 9.99, 12.7, 150.0])
 def test_an_interval_in_words_never_rounds_up(seconds: float) -> None:
     shown = fmt_interval(seconds)

@@ -20,9 +20,10 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from server.schema import Tick
+from tui.advisor import AdvisorData, advisor_data
 from tui.alerts import AlertBook, AlertRule, Crossing, first_seen_by, seen_report
 from tui.config import save as save_config
-from tui.defaults import DEFAULT_MODES, DEFAULT_POLL_INTERVAL, DEFAULT_SYMBOL, MAX_PANES
+from tui.defaults import DEFAULT_MODES, DEFAULT_POLL_INTERVAL, DEFAULT_SYMBOL, MAX_PANES, POLL_INTERVALS
 from tui.desktop import notify_desktop
 from tui.export import comparison, write_comparison
 from tui.format import server_labels
@@ -32,6 +33,7 @@ from tui.reference import ReferenceFeed
 from tui.theory import poll_theory
 from tui.timeline import Published, published_strip, window_for
 from tui.widgets import (
+    AdvisorScreen,
     AlertsScreen,
     Comparison,
     ComparisonRow,
@@ -49,8 +51,6 @@ from tui.widgets.pane import ROW_LABEL_WIDTH, server_column_width
 
 __all__ = ["POLL_INTERVALS", "PushPullApp", "next_poll_interval"]
 
-POLL_INTERVALS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
-"""Steps for the poll interval keys, within `POLL_INTERVAL_RANGE`."""
 REFRESH_INTERVAL = 0.5
 """Seconds between repaints: what keeps watching cheap (the app's CPU at the defaults is in
 README); ticks are measured as they arrive, on the clients' threads, whatever this is."""
@@ -110,6 +110,7 @@ class PushPullApp(App[None]):
         Binding("enter,d", "details", "Details"),
         Binding("w", "save_settings", "Save settings", show=False),
         Binding("e", "export", "Export", show=False),
+        Binding("i", "advisor", "Interval advisor", show=False),
         Binding("question_mark,f1", "help", "Help"),
         Binding("q", "quit", "Quit"),
     ]
@@ -632,6 +633,18 @@ class PushPullApp(App[None]):
             return
         self.notify(f"comparison exported to {csv_path} and {json_path.name}")
 
+    def action_advisor(self) -> None:
+        if not isinstance(self.screen, AdvisorScreen):
+            self.push_screen(AdvisorScreen(self.advisor_data))
+
+    def advisor_data(self) -> AdvisorData:
+        """What the advisor shows now: every pane's figures, theory at the rate theory uses."""
+        return advisor_data(
+            [pane.client for pane in self.panes],
+            tick_rate=self.theory_tick_rate(self.wall_clock()),
+            poll_interval=self.poll_interval,
+        )
+
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         yield SystemCommand("Next mode", "Cycle the focused pane's mode", lambda: self.action_cycle_mode(1))
@@ -651,6 +664,7 @@ class PushPullApp(App[None]):
         yield SystemCommand("Price alerts", "Add, list and remove price alerts", self.action_alerts)
         yield SystemCommand("Save settings", "Write the layout to the config file", self.action_save_settings)
         yield SystemCommand("Export comparison", "Every pane's figures and theory to CSV and JSON", self.action_export)
+        yield SystemCommand("Interval advisor", "How poll costs move with the interval", self.action_advisor)
         yield SystemCommand("Add pane", "Another pane, in a mode not shown yet", self.action_add_pane)
         yield SystemCommand("Remove pane", "Remove the focused pane", self.action_remove_pane)
         yield SystemCommand("Details", "Every counter of the focused pane", self.action_details)

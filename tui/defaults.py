@@ -10,6 +10,7 @@ __all__ = [
     "DEFAULT_SYMBOL",
     "DEFAULT_TICK_RATE",
     "MAX_PANES",
+    "POLL_INTERVALS",
     "POLL_INTERVAL_RANGE",
 ]
 
@@ -22,6 +23,8 @@ come back empty and a third of ticks are never seen, so both costs of polling sh
 (at λ·I = 2 empties fall to 14%; at 0.5, misses fall to 21%)."""
 POLL_INTERVAL_RANGE = (0.05, 60.0)
 """The poll intervals a flag or a key may set, in seconds (inclusive)."""
+POLL_INTERVALS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+"""Steps for the poll interval keys, within `POLL_INTERVAL_RANGE` (the advisor plots along them)."""
 DEFAULT_TICK_RATE = Settings().tick_rate
 """Ticks per second per symbol for a bundled server: the server's own default."""
 MAX_PANES = 6

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tui.widgets.advisor import AdvisorScreen
 from tui.widgets.alerts import AlertsScreen
 from tui.widgets.comparison import Comparison, ComparisonRow
 from tui.widgets.help import HelpScreen
@@ -13,6 +14,7 @@ from tui.widgets.server_bar import ServerBar
 from tui.widgets.watchlist import WatchlistScreen
 
 __all__ = [
+    "AdvisorScreen",
     "AlertsScreen",
     "Comparison",
     "ComparisonRow",

@@ -13,7 +13,7 @@ from rich.console import Console
 from textual.widgets import Static
 
 from tests.helpers import RunningServer, ServerFactory, prices, publish, until
-from tui.advisor import DELAY_TARGETS_MS, AdvisorData, fmt_interval, fmt_per_minute, interval_for_delay
+from tui.advisor import AdvisorData, fmt_interval, fmt_per_minute, interval_for_delay
 from tui.app import POLL_INTERVALS, PushPullApp
 from tui.format import fmt_ms, fmt_percent, fmt_ratio
 from tui.modes import ConnectionState
@@ -79,6 +79,17 @@ def test_the_advice_in_words() -> None:
     assert "theory needs the tick rate" in AdvisorData(tick_rate=None, poll_interval=0.5, points=()).advice(100.0)
 
 
+def test_the_news_advice_is_twice_the_target_whatever_the_rate() -> None:
+    for rate in (0.5, 2.0, 50.0):
+        data = AdvisorData(tick_rate=rate, poll_interval=0.5, points=())
+        assert data.news_advice(500.0) == (
+            "to learn of a price change within 500 ms (p50): poll every 1 s or less (1 s with +/-)"
+        )
+        theory = poll_theory(rate, 1.0)
+        assert theory is not None and theory.news_delay_p50_s == 0.5
+    assert "no +/- step is that fast" in AdvisorData(tick_rate=2.0, poll_interval=0.5, points=()).news_advice(10.0)
+
+
 def test_the_curve_is_theory_at_every_step_of_the_keys() -> None:
     data = AdvisorData(tick_rate=2.0, poll_interval=0.5, points=())
     curve = data.curve()
@@ -124,12 +135,11 @@ async def test_the_advisor_shows_theory_at_the_apps_interval_and_moves_with_plus
             return text_of(screen.summary)
 
         assert theory_row(4.0, 0.5) in shown()
-        for target in DELAY_TARGETS_MS:
-            interval = interval_for_delay(4.0, target)
-            said = "any interval" if math.isinf(interval) else f"poll every {fmt_interval(interval)} or less"
-            assert f"under {fmt_ms(target)} at 4 ticks/s: {said}" in shown()
-        assert "poll every 0.26 s or less (0.25 s with +/-)" in shown()  # 100 ms at 4/s: 0.2692 s
-        assert "under 500 ms at 4 ticks/s: any interval (p50 tops out at 173 ms)" in shown()
+        # How late a price change is learnt: I/2 whatever the rate, so twice the target.
+        assert "to learn of a price change within 500 ms (p50): poll every 1 s or less (1 s with +/-)" in shown()
+        assert "to learn of a price change within 100 ms (p50): poll every 0.2 s or less (0.1 s with +/-)" in shown()
+        # The age of the ticks a poll brings: never over ln 2 / rate.
+        assert "younger: delay p50 under 173 ms at any interval (4 ticks/s)" in shown()
 
         await pilot.press("plus")
         poll = app.panes[0]

@@ -55,6 +55,8 @@ class Figures:
     requests_per_update: float | None
     missed_fraction: float | None
     """Of the ticks published, those never seen."""
+    news_delay_p50_ms: float | None = None
+    """How long after a tick's publication the pane had it or a newer one (theory only: I/2)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +97,7 @@ def theory_figures(rate: float | None, interval: float) -> Figures | None:
         empty_per_minute=60 / interval * theory.empty_fraction,
         requests_per_update=theory.requests_per_update,
         missed_fraction=theory.missed_fraction,
+        news_delay_p50_ms=theory.news_delay_p50_s * 1000,
     )
 
 
@@ -210,6 +213,16 @@ class AdvisorData:
     def interval_for(self, target_ms: float) -> float | None:
         """See `interval_for_delay`; None without a rate."""
         return interval_for_delay(self.tick_rate, target_ms) if self.tick_rate else None
+
+    def news_advice(self, target_ms: float) -> str:
+        """The interval that lets a watcher learn of a price change within `target_ms` (p50), in
+        words: twice the target, whatever the tick rate (`tui.theory`: news delay)."""
+        interval = 2 * target_ms / 1000
+        fitting = [step for step in self.steps if step <= interval * (1 + 1e-9)]
+        step = f"{fitting[-1]:g} s with +/-" if fitting else "no +/- step is that fast"
+        return (
+            f"to learn of a price change within {fmt_ms(target_ms)} (p50): poll every {interval:g} s or less ({step})"
+        )
 
     def advice(self, target_ms: float) -> str:
         """The interval for `target_ms`, in words, with the slowest step that meets it."""

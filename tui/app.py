@@ -123,6 +123,7 @@ class PushPullApp(App[None]):
         ("s", "next symbol (every pane)"),
         ("l", "watchlist: every symbol's price and trend; type or pick one for the panes"),
         ("n", "price alerts: add one for this symbol a step above its price, list and remove them"),
+        ("i", "interval advisor: poll costs against the interval, and the interval for a delay"),
         ("r", "reset every pane's counters"),
         ("p", "pause / resume receiving (push modes resume from their cursor)"),
         ("a / x", "add a pane / remove the focused pane"),

@@ -5,7 +5,11 @@ With ticks at rate λ and a poll every I seconds, a poll finds something new wit
 - requests: 1 / (1 - e^(-λI));
 - ticks never seen (all but the newest of each interval): 1 - (1 - e^(-λI)) / (λI) of all ticks;
 - delay: the age of the newest tick in the interval, whose median is -ln((1 + e^(-λI)) / 2) / λ
-  (0.38·I at λI = 1, 0.28·I at λI = 2, and towards I/2 as λI falls).
+  (0.38·I at λI = 1, 0.28·I at λI = 2, and towards I/2 as λI falls). It stays under ln 2 / λ
+  however long the interval: a poll brings only the newest tick, and that one is young;
+- news delay: how long after a tick is published a poll brings it or a newer one, which is what a
+  watcher waits to learn of a price change: the time to the next poll, uniform over the
+  interval whatever the rate, so its median is I/2.
 `pushpull-bench` prints these beside what it measured, and the tests hold it to them.
 """
 
@@ -26,6 +30,8 @@ class PollTheory:
     delay_p50_s: float
     empty_fraction: float
     """Polls that find nothing new (304): e^(-λI)."""
+    news_delay_p50_s: float
+    """Median time from a tick's publication to the poll that brings it or a newer one: I/2."""
 
     def sentence(self, rate: float, interval: float) -> str:
         """What polling should show at these settings, in words (for help and README)."""
@@ -48,4 +54,5 @@ def poll_theory(rate: float, interval: float) -> PollTheory | None:
         missed_fraction=1 - hit / x,
         delay_p50_s=-math.log((1 + math.exp(-x)) / 2) / rate,
         empty_fraction=math.exp(-x),
+        news_delay_p50_s=interval / 2,
     )

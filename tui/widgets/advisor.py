@@ -30,14 +30,14 @@ from textual.screen import Screen
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
-from tui.advisor import DELAY_TARGETS_MS, METRICS, AdvisorData, Figures, Metric
-from tui.format import fmt_rate
+from tui.advisor import DELAY_TARGETS_MS, METRICS, SOLVER_RANGE, AdvisorData, Figures, Metric, theory_figures
+from tui.format import fmt_ms, fmt_rate
 
 __all__ = ["AdvisorScreen"]
 
 CURVE_POINTS = 60
 """Intervals theory's line is drawn through (log-spaced over the steps)."""
-THEORY, NOW, MEASURED, PUSH = "#4fc3f7", "#ffd54f", "#81c784", "#f06292"
+THEORY, NOW, MEASURED, PUSH, NEWS = "#4fc3f7", "#ffd54f", "#81c784", "#f06292", "#b39ddb"
 """Plot colours, also the table's labels: the table is the legend."""
 X_TICKS = (0.05, 0.5, 5.0, 60.0)
 """Interval labels under each plot (seconds): a decade apart, so they fit at 50 columns."""
@@ -57,8 +57,8 @@ class AdvisorScreen(Screen[None]):
 
     DEFAULT_CSS: ClassVar[str] = """
     AdvisorScreen #advisor-summary { padding: 0 1; height: auto; }
-    AdvisorScreen #advisor-plots { grid-size: 2 2; height: 1fr; min-height: 20; }
-    AdvisorScreen PlotextPlot { height: 1fr; min-height: 10; }
+    AdvisorScreen #advisor-plots { grid-size: 2 2; height: 1fr; min-height: 18; }
+    AdvisorScreen PlotextPlot { height: 1fr; min-height: 9; }
     AdvisorScreen #advisor-keys { dock: bottom; height: 1; padding: 0 1; background: $panel; }
     """
 
@@ -88,7 +88,9 @@ class AdvisorScreen(Screen[None]):
             ("\u25c6", MEASURED),
             " poll panes  ",
             ("\u2500", PUSH),
-            " push (delay)",
+            " push  ",
+            ("\u2500", NEWS),
+            " news delay",
         )
         yield Static(keys, id="advisor-keys")
 
@@ -127,10 +129,25 @@ def summary(data: AdvisorData) -> Table:
         table.add_row(Text(f"pane {point.label}{where}", MEASURED if point.interval else PUSH), *cells(point.figures))
     grid = Table.grid()
     grid.add_row(heading)
-    for target in DELAY_TARGETS_MS:
-        grid.add_row(data.advice(target))
+    for target in reversed(DELAY_TARGETS_MS):
+        grid.add_row(data.news_advice(target))
+    grid.add_row(Text(younger(data), "dim"))
     grid.add_row(table)
     return grid
+
+
+def younger(data: AdvisorData) -> str:
+    """The age of the ticks a poll brings, beside how late it learns of a change: the first stays
+    under ln 2 / rate at any interval (a poll brings only the newest tick)."""
+    rate, target = data.tick_rate, DELAY_TARGETS_MS[-1]
+    interval = data.interval_for(target)
+    ceiling = theory_figures(rate, SOLVER_RANGE[1]) if rate else None
+    if interval is not None and math.isinf(interval) and ceiling is not None:
+        return (
+            f"the ticks a poll brings are younger: delay p50 under {fmt_ms(ceiling.delay_p50_ms)} "
+            f"at any interval ({fmt_rate(rate or 0)} ticks/s)"
+        )
+    return data.advice(target)
 
 
 def cells(figures: Figures | None) -> list[str]:
@@ -174,6 +191,11 @@ def draw(widget: PlotextPlot, metric: Metric, data: AdvisorData) -> None:
     ys = [y for _, y in line]
     if line:
         plt.plot([x for x, _ in line], ys, marker="braille", color=rgb(THEORY))
+    if metric.name == "delay_p50_ms":  # and how late a price change is learnt: I/2, whatever the rate
+        news = [(math.log10(i), math.log10(max(f.news_delay_p50_ms or 0, DELAY_FLOOR_MS))) for i, f in data.curve()]
+        if news:
+            plt.plot([x for x, _ in news], [y for _, y in news], marker="braille", color=rgb(NEWS))
+            ys.extend(y for _, y in news)
     now = math.log10(data.poll_interval)
     plt.vline(now, color=rgb(NOW))
     # The measured points last: where one falls on theory at the marked interval, it shows.

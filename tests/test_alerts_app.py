@@ -137,3 +137,11 @@ async def test_the_alerts_window_adds_steps_and_removes(quiet_server: RunningSer
         await until(lambda: not isinstance(app.screen, AlertsScreen), pilot=pilot)
         await pilot.press("w")
     assert [str(rule) for rule in load(config).values["alerts"]] == ["TCS<3000"]  # found again after a restart
+
+
+async def test_a_rule_already_true_at_start_says_so_instead_of_a_race(quiet_server: RunningServer) -> None:
+    async with app_with(quiet_server, ["poll", "ws"], [parse_rule("RELIANCE>1")]) as (app, pilot):
+        await until(lambda: len(alert_notices(app)) == 1, pilot=pilot)
+        notice = alert_notices(app)[0]
+        assert notice.title.startswith("RELIANCE above ₹1.00: ")
+        assert notice.message == "already past the line when the app started: no race between the modes to show"

@@ -57,8 +57,9 @@ async def test_every_pane_the_comparison_and_the_keys_are_on_screen(
             assert inside(widget.region, screen), (size, widget)
         bar = app.query_one(KeyBar)
         shown = {hint.description for hint in bar.fitting(size[0] - 2)}
-        assert {"Help", "Quit"} <= shown
-        assert len(shown) >= len(bar.hints) - 1  # from 80 columns every key shows (the palette may not)
+        assert {"Help", "Quit", "Focus", "Mode", "Watchlist", "Pause"} <= shown  # the least important go first
+        if size[0] >= 160:
+            assert len(shown) >= len(bar.hints) - 1  # wide: every key shows (the palette may not)
         detail = app.query_one("#pane-detail", PaneDetail)
         if app.card_columns == 0 and detail.display:  # rows: the focused pane's every counter below
             assert inside(detail.region, screen)

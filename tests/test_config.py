@@ -110,6 +110,7 @@ async def test_w_saves_the_layout_and_a_restart_reads_it_back(shared_server: Run
         "poll_interval": interval,
         "theme": "nord",
         "server": [shared_server.url],
+        "alerts": [],
     }
     args = parse_args(["--config", str(path)])
     assert (args.modes, args.poll_interval, args.theme, args.server) == (

@@ -156,6 +156,29 @@ async def test_polling_slower_than_the_feed_misses_ticks_and_idles_on_304(
     assert server_side["empty_responses"] >= empty_seen
 
 
+async def test_a_new_poll_interval_applies_at_once_and_what_came_before_it_is_not_missed(
+    shared_server: RunningServer, own_symbol: str
+) -> None:
+    """The app sets the interval and resets the counters from the UI's thread: the wait for the old
+    beat is cut short, and the ticks published before the change are not counted as missed."""
+    server, symbol = shared_server, own_symbol
+    client = make_client("poll", server.url, symbol, poll_interval=30.0, backoff=FAST)
+    async with asyncio.timeout(WAIT), httpx.AsyncClient() as http, running_client(client):
+        await until(is_live(client))
+        before = await publish(http, server, symbol, prices(5))  # while it waits 30 s for its next poll
+
+        def change() -> None:  # as the app does, on another thread than the client's
+            client.poll_interval = 0.1
+            client.reset_stats()
+
+        await asyncio.to_thread(change)
+        await until(shows_seq(client, before[-1]["seq"]), timeout=10.0)  # not 30 s later
+        assert (client.stats.updates, client.stats.missed) == (1, 0)  # those 4 went by before the reset
+        after = await publish(http, server, symbol, prices(3, start=2000.0))  # one batch: a poll sees the last
+        await until(shows_seq(client, after[-1]["seq"]))
+    assert client.stats.updates + client.stats.missed == 1 + len(after)  # from the reset on, every tick counted
+
+
 async def test_a_long_poll_that_runs_out_counts_an_empty_answer(shared_server: RunningServer, own_symbol: str) -> None:
     server, symbol = shared_server, own_symbol
     client = LongPollClient(server.url, symbol, hold_timeout=1.0, backoff=FAST)

@@ -110,7 +110,7 @@ class PushPullApp(App[None]):
         Binding("enter,d", "details", "Details"),
         Binding("w", "save_settings", "Save settings", show=False),
         Binding("e", "export", "Export", show=False),
-        Binding("i", "advisor", "Interval advisor", show=False),
+        Binding("i", "advisor", "Advisor"),
         Binding("question_mark,f1", "help", "Help"),
         Binding("q", "quit", "Quit"),
     ]
@@ -509,9 +509,11 @@ class PushPullApp(App[None]):
 
     def watch_alerts(self, tick: Tick, at: float) -> None:
         """On the market feed's thread, for every tick of every symbol: post what fires."""
-        first_price = self.reference.market.quote(tick.symbol).first_price
+        market = self.reference.market
+        first_price = market.quote(tick.symbol).first_price
+        at_start = len(market.published(tick.symbol)) <= 1  # (the feed records a tick before telling it)
         for crossing in self.alert_book.observe(tick, first_price, at):
-            self.post_message(AlertCrossed(crossing))
+            self.post_message(AlertCrossed(crossing, at_start))
 
     @on(AlertCrossed)
     def alert_fired(self, message: AlertCrossed) -> None:
@@ -521,6 +523,10 @@ class PushPullApp(App[None]):
         self.bell()
         if self.desktop_notifications:
             notify_desktop(f"pushpull: {crossing.rule}", crossing.headline())
+        if message.at_start:
+            already = "already past the line when the app started: no race between the modes to show"
+            self.notify(already, title=crossing.headline(), timeout=ALERT_NOTICE_SECONDS, markup=False)
+            return
         self.report_alert(crossing, time.monotonic() + self.alert_report_wait)
 
     def report_alert(self, crossing: Crossing, deadline: float) -> None:
@@ -680,9 +686,10 @@ KEY_PRIORITY = {
     "Pause": 3,
     "Details": 4,
     "Interval": 5,
+    "Watchlist": 5,
     "Symbol": 6,
-    "Watchlist": 6,
     "Alerts": 6,
+    "Advisor": 7,
     "Pane": 7,
 }
 """Which key hints the bar keeps longest when the terminal is narrow (others after these)."""

@@ -31,3 +31,6 @@ class AlertCrossed(Message):
     """A price alert fired on the market feed's thread; the app tells the user on its own."""
 
     crossing: Crossing
+    at_start: bool = False
+    """It fired on the first tick the app saw of its symbol: the line was crossed before the app
+    started, and which pane got that tick first says only which connected first."""

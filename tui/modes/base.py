@@ -169,6 +169,9 @@ class ModeClient(ABC):
         """Local time before which delays are not recorded (the app's own start-up stall)."""
         self.replay_before: float | None = None
         """Server time of a resume: ticks published before it are counted as `replayed`."""
+        self.gap_uncounted = False
+        """Set by `reset_stats()`: the next gap in seqs spans the reset, and what was published
+        before it is not this count's to miss."""
         self.skipped_from: tuple[str, int] | None = None
         """(epoch, cursor) when the server last skipped us ahead: the next tick in that epoch
         tells how many ticks we never got."""
@@ -286,6 +289,12 @@ class ModeClient(ABC):
     async def receive(self) -> None:
         """Connect and hand every tick to `accept()` until the connection ends or fails."""
 
+    def reset_stats(self) -> None:
+        """Zero the counters: from here on, nothing published before now counts as missed."""
+        self.stats.reset()
+        self.gap_uncounted = True
+        self.skipped_from = None
+
     def resume_after_pause(self) -> None:
         """Call before running again after a pause: nothing published while paused is a delay
         (a resuming mode replays it) or a miss (a mode that cannot resume starts afresh)."""
@@ -351,7 +360,9 @@ class ModeClient(ABC):
             if tick.seq <= self.cursor:
                 stats.duplicates += 1
                 return False
-            stats.missed += tick.seq - self.cursor - 1
+            if not self.gap_uncounted:
+                stats.missed += tick.seq - self.cursor - 1
+        self.gap_uncounted = False
         self.cursor = tick.seq
         stats.updates += 1
         if self.replay_before is not None and tick.ts > self.replay_before:

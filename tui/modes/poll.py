@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any, ClassVar
 
 from server.schema import Tick
@@ -33,23 +34,60 @@ class PollClient(ModeClient):
         super().__init__(server_url, symbol, **options)
         if not self.poll_interval > 0:
             raise ValueError(f"poll interval must be positive, not {self.poll_interval!r}")
+        self._beat: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
+        """While receiving: its loop and the event that cuts a wait short when the interval changes."""
         self.etag: str | None = None
         """The last answer's ETag: an unchanged price costs a 304 with no body."""
 
     def explain(self) -> str:
         return f"asks every {self.poll_interval:g} s"
 
+    @property
+    def poll_interval(self) -> float:
+        return self._poll_interval
+
+    @poll_interval.setter
+    def poll_interval(self, seconds: float) -> None:
+        """A new interval applies at once: a wait for the old beat is cut short (from any thread:
+        the app sets it from the UI's, the client runs on its own)."""
+        self._poll_interval = seconds
+        self._poll_now()
+
+    def reset_stats(self) -> None:
+        """Zero the counters and poll at once: the gap the next answer closes, which is not
+        counted as missed, then holds only what was published before the reset."""
+        super().reset_stats()
+        self._poll_now()
+
+    def _poll_now(self) -> None:
+        """Cut short the wait for the next beat, from any thread."""
+        beat: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = getattr(self, "_beat", None)
+        if beat is not None:
+            loop, changed = beat
+            with contextlib.suppress(RuntimeError):  # (the loop closed in between)
+                loop.call_soon_threadsafe(changed.set)
+
     async def receive(self) -> None:
         url = f"{self.server_url}/api/price/{self.symbol}"
         loop = asyncio.get_running_loop()
+        changed = asyncio.Event()
+        self._beat = (loop, changed)
         next_start = loop.time()
-        while True:
-            await self.poll_once(url)
-            next_start += self.poll_interval
-            now = loop.time()
-            if next_start < now:  # behind the beat: start now, do not fire the missed ones
-                next_start = now
-            await asyncio.sleep(next_start - now)
+        try:
+            while True:
+                await self.poll_once(url)
+                next_start += self.poll_interval
+                now = loop.time()
+                if next_start < now:  # behind the beat: start now, do not fire the missed ones
+                    next_start = now
+                try:
+                    await asyncio.wait_for(changed.wait(), next_start - now)
+                except TimeoutError:
+                    continue
+                changed.clear()  # a new interval or a reset: poll now, and beat from here
+                next_start = loop.time()
+        finally:
+            self._beat = None
 
     async def poll_once(self, url: str) -> None:
         headers = {"If-None-Match": self.etag} if self.etag else None

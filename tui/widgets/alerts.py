@@ -75,6 +75,9 @@ class AlertsScreen(ModalScreen[None]):
         border: round $accent; background: $surface; padding: 0 1;
     }
     AlertsScreen .hint { color: $text-muted; }
+    AlertsScreen Input, AlertsScreen Input:focus {
+        border: none; height: 1; padding: 0 1; margin: 1 0 0 0; background: $boost;
+    }
     AlertsScreen #alert-problem { color: $error; height: auto; }
     AlertsScreen DataTable { height: auto; max-height: 1fr; }
     """
@@ -103,7 +106,7 @@ class AlertsScreen(ModalScreen[None]):
         with Vertical():
             yield Static("[b]Price alerts[/b]", markup=True)
             yield Static(
-                "Enter adds the rule typed · ↑↓ move its line a step · Tab to the list, Delete removes · Escape closes",
+                "Enter adds · ↑↓ step the line · Tab: the list, Delete removes · Esc closes",
                 classes="hint",
             )
             yield Input(self.suggestion, placeholder="RELIANCE>1320, TCS<3500 or INFY%2", id="alert-rule")
@@ -112,7 +115,7 @@ class AlertsScreen(ModalScreen[None]):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        for name in ("Rule", "Fires when", "State"):
+        for name in ("Rule", "State"):
             table.add_column(name, key=name)
         self.redraw()
         self.query_one(Input).focus()
@@ -124,23 +127,24 @@ class AlertsScreen(ModalScreen[None]):
         table.clear()
         self.shown = self.book.rules
         for rule in self.shown:
-            fires = rule.describe(self.first_price(rule.symbol)).removeprefix(rule.symbol + " ")
-            table.add_row(str(rule), fires, self.state_text(rule), key=str(rule))
+            table.add_row(str(rule), self.state_text(rule), key=str(rule))
         if not self.shown:
-            table.add_row(Text("none yet", "grey62"), "", "")
+            table.add_row(Text("none yet", "grey62"), "")
         elif cursor < len(self.shown):
             table.move_cursor(row=cursor)
 
     def state_text(self, rule: AlertRule) -> Text:
+        first_price = self.first_price(rule.symbol)
+        base = f" (from {fmt_price(first_price)})" if rule.kind == "%" and first_price is not None else ""
         if self.book.is_armed(rule):
-            return Text("armed", "green")
+            return Text(f"armed{base}", "green")
         crossing = self.fired(rule)
         when = "" if crossing is None else " " + datetime.fromtimestamp(crossing.at, IST).strftime("%H:%M:%S")
         if rule.kind == "%":
             rearm = f"under {rule.rearm_line:g}%"
         else:
             rearm = f"{'below' if rule.kind == '>' else 'above'} {fmt_price(rule.rearm_line)}"
-        return Text(f"fired{when}, re-arms {rearm}", "yellow")
+        return Text(f"fired{when}, re-arms {rearm}{base}", "yellow")
 
     def say(self, problem: str) -> None:
         self.query_one("#alert-problem", Static).update(problem)
@@ -183,5 +187,6 @@ class AlertsScreen(ModalScreen[None]):
             return
         rule = self.shown[table.cursor_row]
         self.book.remove(rule)
+        self.say("")
         self.notify(f"alert removed: {rule}", timeout=3)
         self.redraw()

@@ -176,7 +176,7 @@ class Pane(Vertical, can_focus=True):
         self.repaint()
 
     def reset_counters(self) -> None:
-        self.client.stats.reset()
+        self.client.reset_stats()
         self._seen_updates = 0
         self.repaint()
 

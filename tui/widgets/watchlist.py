@@ -86,7 +86,9 @@ class WatchlistScreen(ModalScreen[str | None]):
         border: round $accent; background: $surface; padding: 0 1;
     }
     WatchlistScreen #watch-help { color: $text-muted; }
-    WatchlistScreen Input { margin: 0; }
+    WatchlistScreen Input, WatchlistScreen Input:focus {
+        border: none; height: 1; padding: 0 1; margin: 0 0 1 0; background: $boost;
+    }
     WatchlistScreen DataTable { height: auto; max-height: 1fr; }
     """
 
@@ -112,7 +114,7 @@ class WatchlistScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static(
-                "[b]Watchlist[/b]  [dim]type to filter · ↑↓ Enter or a row clicked twice picks · Escape closes[/dim]",
+                "[b]Watchlist[/b]  [dim]type to filter · ↑↓ Enter or two clicks pick · Esc closes[/dim]",
                 id="watch-help",
             )
             yield Input(placeholder="symbol (fuzzy: rel, hdb, …)", id="watch-filter")

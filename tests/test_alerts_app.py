@@ -144,4 +144,4 @@ async def test_a_rule_already_true_at_start_says_so_instead_of_a_race(quiet_serv
         await until(lambda: len(alert_notices(app)) == 1, pilot=pilot)
         notice = alert_notices(app)[0]
         assert notice.title.startswith("RELIANCE above ₹1.00: ")
-        assert notice.message == "already past the line when the app started: no race between the modes to show"
+        assert notice.message == "already past the line when the app (or the server's history) started: no race to show"

@@ -179,6 +179,23 @@ async def test_a_new_poll_interval_applies_at_once_and_what_came_before_it_is_no
     assert client.stats.updates + client.stats.missed == 1 + len(after)  # from the reset on, every tick counted
 
 
+async def test_after_a_reset_answered_304_every_tick_published_is_counted(
+    shared_server: RunningServer, own_symbol: str
+) -> None:
+    """A reset's poll that finds nothing new says the gap across the reset is empty: the ticks
+    published after it are the new count's to see or miss."""
+    server, symbol = shared_server, own_symbol
+    client = make_client("poll", server.url, symbol, poll_interval=30.0, backoff=FAST)
+    async with asyncio.timeout(WAIT), httpx.AsyncClient() as http, running_client(client):
+        await until(is_live(client))
+        await asyncio.to_thread(client.reset_stats)
+        await until(lambda: client.stats.empty_responses == 1, timeout=10.0)  # the reset's poll: a 304
+        after = await publish(http, server, symbol, prices(3, start=3000.0))
+        await asyncio.to_thread(setattr, client, "poll_interval", 0.1)
+        await until(shows_seq(client, after[-1]["seq"]))
+    assert (client.stats.updates, client.stats.missed) == (1, 2)
+
+
 async def test_a_long_poll_that_runs_out_counts_an_empty_answer(shared_server: RunningServer, own_symbol: str) -> None:
     server, symbol = shared_server, own_symbol
     client = LongPollClient(server.url, symbol, hold_timeout=1.0, backoff=FAST)

@@ -155,3 +155,13 @@ async def test_the_market_feed_drops_a_resumed_repeat(quiet_server: RunningServe
     finally:
         runner.stop()
         runner.join(5.0)
+
+
+async def test_the_watchlist_says_when_its_feed_is_down(quiet_server: RunningServer) -> None:
+    async with watching(quiet_server, ["sse"]) as (app, pilot):
+        screen = await open_watchlist(app, pilot)
+        trouble = screen.query_one("#watch-trouble")
+        assert str(trouble.render()) == ""  # live: nothing to say
+        quiet_server.stop()
+        await until(lambda: "the feed is reconnecting" in str(trouble.render()), pilot=pilot)
+        assert "prices as of each last tick" in str(trouble.render())

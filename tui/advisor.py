@@ -115,17 +115,34 @@ class PanePoint:
         return f"{self.number} {self.mode}"
 
 
-def pane_point(number: int, client: ModeClient) -> PanePoint:
-    """A pane's figures as the comparison and the export have them.
+RATE_WINDOW = 60.0
+"""Seconds over which a pane's empty answers per minute are counted."""
 
-    Empty answers per minute are the share of empty answers times the polls a minute holds at the
-    interval (the poll beat is fixed, `PollClient`): the counters say how many answers, not over
-    how long, and this keeps the figure on the same footing as theory's. Push modes have none.
-    """
+
+def empty_per_minute(client: ModeClient) -> float | None:
+    """Empty answers a poll pane received per minute: counted from its receipts over the last
+    minute since its counters started, against the time that covers (not inferred from the
+    interval: a slow answer, a backoff or a pause makes fewer polls than the beat promises).
+    None for a push mode, or before two intervals have passed."""
+    if client.mode != "poll":
+        return None
+    now = client.clock.local()
+    events = list(client.events)
+    since = max(client.counting_since, now - RATE_WINDOW)
+    if events and len(events) == client.events.maxlen:
+        since = max(since, events[0].at)  # (older receipts have rolled out: count only what is kept)
+    span = now - since
+    if span < 2 * client.poll_interval:
+        return None
+    return sum(1 for event in events if event.empty and event.at >= since) * 60 / span
+
+
+def pane_point(number: int, client: ModeClient) -> PanePoint:
+    """A pane's figures as the comparison and the export have them, and its empty answers per
+    minute (`empty_per_minute`)."""
     figures = pane_figures(number, client, client.server_url)
-    stats = client.stats
     polls = client.mode == "poll"
-    empty = 60 / client.poll_interval * stats.empty_responses / stats.requests if polls and stats.requests else None
+    empty = empty_per_minute(client)
     return PanePoint(
         number=number,
         mode=client.mode,

@@ -28,7 +28,7 @@ from tui.desktop import notify_desktop
 from tui.export import comparison, write_comparison
 from tui.format import server_labels
 from tui.messages import AlertCrossed, ServerStatsFetched
-from tui.modes import MODES, Backoff, ModeClient, ServerClock, make_client
+from tui.modes import MODES, Backoff, ConnectionState, ModeClient, ServerClock, make_client
 from tui.reference import ReferenceFeed
 from tui.theory import poll_theory
 from tui.timeline import Published, published_strip, window_for
@@ -197,6 +197,8 @@ class PushPullApp(App[None]):
         self.alert_book = AlertBook(alerts)
         """The price alerts watched (`--alert`, the settings file, the alerts window)."""
         self.fired: dict[AlertRule, Crossing] = {}
+        self._alert_epochs: dict[str, str] = {}
+        """Each symbol's epoch as the alerts last saw it (on the market feed's thread)."""
         """Each alert's last crossing this session."""
         self.desktop_notifications = desktop_notifications
         """Whether a fired alert also goes to the desktop (`notify-send`); off in tests."""
@@ -269,7 +271,7 @@ class PushPullApp(App[None]):
             self.symbol,
             make_pane_client,
             server_label=self.server_labels.get(url),
-            published=self.reference.published,
+            published=lambda: self.reference.published,
             wall_clock=self.wall_clock,
             id=f"pane-{self._pane_ids}",
         )
@@ -460,8 +462,8 @@ class PushPullApp(App[None]):
         self.poll_interval = interval
         for pane in self.panes:
             if pane.mode == "poll":
-                pane.client.poll_interval = interval
                 pane.reset_counters()  # figures from two intervals mixed would describe neither
+                pane.client.poll_interval = interval
         self.notify(f"poll every {interval:g} s: poll figures start afresh", timeout=3)
 
     def action_next_symbol(self) -> None:
@@ -486,8 +488,13 @@ class PushPullApp(App[None]):
             if symbol is not None and symbol != self.symbol:
                 self.switch_symbol(symbol)
 
+        def trouble() -> str | None:
+            if market.state is ConnectionState.LIVE:
+                return None
+            return f"the feed is {market.state}" + (f" ({market.error})" if market.error else "")
+
         screen = WatchlistScreen(
-            market.quote, market.recent_prices, lambda: market.symbols or self.symbols, self.symbol
+            market.quote, market.recent_prices, lambda: market.symbols or self.symbols, self.symbol, trouble=trouble
         )
         self.push_screen(screen, picked)
 
@@ -511,7 +518,10 @@ class PushPullApp(App[None]):
         """On the market feed's thread, for every tick of every symbol: post what fires."""
         market = self.reference.market
         first_price = market.quote(tick.symbol).first_price
-        at_start = len(market.published(tick.symbol)) <= 1  # (the feed records a tick before telling it)
+        # The first tick of the app's session, or of a new history (a server restarted): the line
+        # was crossed while nobody listened, and every pane gets that tick as it (re)connects.
+        at_start = self._alert_epochs.get(tick.symbol) != tick.epoch
+        self._alert_epochs[tick.symbol] = tick.epoch
         for crossing in self.alert_book.observe(tick, first_price, at):
             self.post_message(AlertCrossed(crossing, at_start))
 
@@ -524,28 +534,37 @@ class PushPullApp(App[None]):
         if self.desktop_notifications:
             notify_desktop(f"pushpull: {crossing.rule}", crossing.headline())
         if message.at_start:
-            already = "already past the line when the app started: no race between the modes to show"
+            already = "already past the line when the app (or the server's history) started: no race to show"
             self.notify(already, title=crossing.headline(), timeout=ALERT_NOTICE_SECONDS, markup=False)
             return
-        self.report_alert(crossing, time.monotonic() + self.alert_report_wait)
+        clients = {number: pane.client for number, pane in enumerate(self.panes, start=1)}
+        self.report_alert(crossing, time.monotonic() + self.alert_report_wait, clients, {})
 
-    def report_alert(self, crossing: Crossing, deadline: float) -> None:
+    def report_alert(
+        self, crossing: Crossing, deadline: float, clients: dict[int, ModeClient], seen_at: dict[int, float]
+    ) -> None:
         """Say which mode saw the crossing first and how much later each other did, once every pane
-        on its symbol has seen it (or at `deadline`: a poll pane may not have asked yet)."""
-        panes = [
-            (number, pane) for number, pane in enumerate(self.panes, start=1) if pane.symbol == crossing.tick.symbol
-        ]
-        modes = [pane.mode for _, pane in panes]
-        seen = {
-            (pane.mode if modes.count(pane.mode) == 1 else f"{pane.mode} (pane {number})"): first_seen_by(
-                pane.client, crossing.tick
-            )
-            for number, pane in panes
-        }
-        if any(at is None for at in seen.values()) and time.monotonic() < deadline:
-            self.set_timer(ALERT_REPORT_STEP, lambda: self.report_alert(crossing, deadline))
+        on its symbol has seen it (or at `deadline`: a poll pane may not have asked yet).
+
+        `clients` are the panes' clients when it fired, by pane number: a pane whose client was
+        replaced since (a mode or symbol switch) drops out, since its new client's first tick says
+        when it connected, not when it learnt. `seen_at` keeps each pane's time once found: read
+        again later, a fast feed may have pushed the crossing out of the client's recent events."""
+        symbol = crossing.tick.symbol
+        current = {pane.client for pane in self.panes}
+        clients = {n: c for n, c in clients.items() if c in current and c.symbol == symbol}
+        for number, client in clients.items():
+            if number not in seen_at and (at := first_seen_by(client, crossing.tick)) is not None:
+                seen_at[number] = at
+        if len(seen_at) < len(clients) and time.monotonic() < deadline:
+            self.set_timer(ALERT_REPORT_STEP, lambda: self.report_alert(crossing, deadline, clients, seen_at))
             return
-        if panes:
+        modes = [client.mode for client in clients.values()]
+        seen = {
+            (client.mode if modes.count(client.mode) == 1 else f"{client.mode} (pane {number})"): seen_at.get(number)
+            for number, client in clients.items()
+        }
+        if clients:
             report = seen_report(crossing, seen)
         else:
             report = f"no pane watches {crossing.tick.symbol}: the watchlist's feed saw it (l to watch it)"

@@ -83,7 +83,8 @@ class MarketFeed:
         """Every symbol the server publishes, in its order (empty until the first answer)."""
         self.listeners: list[MarketListener] = []
         self.stats = ModeStats()
-        """What the feed's own requests cost (no pane shows it: it is the app's, not a mode's)."""
+        """The bytes of its clock sync and symbol list (its socket's frames are not counted: no
+        pane shows the feed's cost, it is the app's, not a mode's)."""
         self._quotes: dict[str, SessionQuote] = {}
         self._published: dict[str, deque[Published]] = {}
         self._prices: dict[str, deque[float]] = {}

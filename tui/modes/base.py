@@ -172,6 +172,12 @@ class ModeClient(ABC):
         self.gap_uncounted = False
         """Set by `reset_stats()`: the next gap in seqs spans the reset, and what was published
         before it is not this count's to miss."""
+        self.resets = 0
+        """How many times the counters were reset (a poll sent before the latest one is older)."""
+        self.counting_since = self.clock.local()
+        """Local time the counters started: the client's creation or its last reset."""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        """The loop `run()` is on, while it runs."""
         self.skipped_from: tuple[str, int] | None = None
         """(epoch, cursor) when the server last skipped us ahead: the next tick in that epoch
         tells how many ticks we never got."""
@@ -206,6 +212,7 @@ class ModeClient(ABC):
         """
         if not self._stopped.is_set():
             self._stopped = asyncio.Event()  # bound to the loop this run is on
+        self._loop = asyncio.get_running_loop()
         self.running_since = self.clock.local()
         retried: tuple[type[BaseException], ...] = (*RETRIED_ERRORS, *self.transport_errors)
         failures = 0
@@ -247,6 +254,7 @@ class ModeClient(ABC):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopped.wait(), delay)
         finally:
+            self._loop = None
             self.running_since = None
             self.state = ConnectionState.FAILED if failed else ConnectionState.STOPPED
             self.retry_at = None
@@ -290,10 +298,23 @@ class ModeClient(ABC):
         """Connect and hand every tick to `accept()` until the connection ends or fails."""
 
     def reset_stats(self) -> None:
-        """Zero the counters: from here on, nothing published before now counts as missed."""
+        """Zero the counters: from here on, nothing published before now counts as missed.
+
+        Safe from any thread: while the client runs, the reset runs on its own loop, between two
+        of its steps, so a tick being taken is counted wholly before it or wholly after."""
+        loop = self._loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # (the loop closed in between: reset here)
+                loop.call_soon_threadsafe(self._reset_now)
+                return
+        self._reset_now()
+
+    def _reset_now(self) -> None:
         self.stats.reset()
         self.gap_uncounted = True
         self.skipped_from = None
+        self.resets += 1
+        self.counting_since = self.clock.local()
 
     def resume_after_pause(self) -> None:
         """Call before running again after a pause: nothing published while paused is a delay

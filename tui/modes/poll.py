@@ -53,10 +53,10 @@ class PollClient(ModeClient):
         self._poll_interval = seconds
         self._poll_now()
 
-    def reset_stats(self) -> None:
+    def _reset_now(self) -> None:
         """Zero the counters and poll at once: the gap the next answer closes, which is not
         counted as missed, then holds only what was published before the reset."""
-        super().reset_stats()
+        super()._reset_now()
         self._poll_now()
 
     def _poll_now(self) -> None:
@@ -81,7 +81,8 @@ class PollClient(ModeClient):
                 if next_start < now:  # behind the beat: start now, do not fire the missed ones
                     next_start = now
                 try:
-                    await asyncio.wait_for(changed.wait(), next_start - now)
+                    async with asyncio.timeout(next_start - now):  # (not wait_for: 3.11 could lose a stop)
+                        await changed.wait()
                 except TimeoutError:
                     continue
                 changed.clear()  # a new interval or a reset: poll now, and beat from here
@@ -91,6 +92,7 @@ class PollClient(ModeClient):
 
     async def poll_once(self, url: str) -> None:
         headers = {"If-None-Match": self.etag} if self.etag else None
+        resets = self.resets
         # A poll answers at once: one that hangs or trickles is a failure at the request deadline.
         response, body = await self.exchange(self.http.build_request("GET", url, headers=headers))
         self.stats.requests += 1
@@ -99,6 +101,8 @@ class PollClient(ModeClient):
             raise ModeError(f"unknown symbol {self.symbol}")
         if status == 304:
             self.answered_empty()
+            if self.resets == resets:  # asked after the reset, and nothing new: the gap is empty
+                self.gap_uncounted = False
         else:
             response.raise_for_status()
             if status != 200:

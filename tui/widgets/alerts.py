@@ -25,6 +25,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Static
 
+from server.schema import NSE_TICK_SIZE
 from tui.alerts import AlertBook, AlertRule, Crossing, parse_rule
 from tui.format import fmt_price
 from tui.widgets.quote import IST
@@ -35,12 +36,11 @@ STEP_FRACTION = 0.005
 """A step of a price line: 0.5 % of the price (₹6.55 at ₹1,312), on the 0.05 tick grid."""
 STEP_POINTS = 0.5
 """A step of a `%` rule, in percentage points."""
-TICK_SIZE = 0.05
 
 
 def on_grid(price: float) -> float:
     """`price` on the NSE tick grid, at least one tick."""
-    return max(TICK_SIZE, round(round(price / TICK_SIZE) * TICK_SIZE, 2))
+    return max(NSE_TICK_SIZE, round(round(price / NSE_TICK_SIZE) * NSE_TICK_SIZE, 2))
 
 
 def suggested_rule(symbol: str, price: float | None) -> str:
@@ -53,7 +53,8 @@ def suggested_rule(symbol: str, price: float | None) -> str:
 def stepped(rule: AlertRule, steps: int) -> AlertRule:
     """`rule` with its line moved by `steps` steps (never to zero or below)."""
     if rule.kind == "%":
-        return AlertRule(rule.symbol, "%", min(100.0, max(STEP_POINTS, rule.level + steps * STEP_POINTS)))
+        level = rule.level + steps * STEP_POINTS
+        return AlertRule(rule.symbol, "%", min(100.0, level)) if level > 0 else rule  # (never up when going down)
     step = on_grid(rule.level * STEP_FRACTION)
     return AlertRule(rule.symbol, rule.kind, on_grid(rule.level + steps * step))
 
@@ -168,12 +169,8 @@ class AlertsScreen(ModalScreen[None]):
         self.redraw()
 
     def action_step(self, steps: int) -> None:
-        """On the rule being typed: move its line; on the list: move the cursor."""
+        """Move the line of the rule being typed (the list, when focused, takes the arrows itself)."""
         field = self.query_one(Input)
-        if self.focused is not field:
-            table = self.query_one(DataTable)
-            table.move_cursor(row=max(0, table.cursor_row - steps))
-            return
         try:
             rule = parse_rule(field.value)
         except argparse.ArgumentTypeError:

@@ -80,7 +80,7 @@ class Pane(Vertical, can_focus=True):
         make_client: ClientFactory,
         *,
         server_label: str | None = None,
-        published: Sequence[Published] = (),
+        published: Callable[[], Sequence[Published]] = lambda: (),
         wall_clock: Clock = time.time,
         id: str | None = None,
     ) -> None:
@@ -92,7 +92,8 @@ class Pane(Vertical, can_focus=True):
         """The server this pane talks to, in short (`:8101`, padded to the others' width), when the
         app talks to several; None with one (nothing to tell apart, nothing shown)."""
         self.published = published
-        """Every tick published, from the app's reference subscriber: the timeline's top row."""
+        """Every tick published of the symbol watched now, from the app's reference subscriber:
+        the timeline's top row (asked at each repaint: the symbol may have changed)."""
         self.wall_clock = wall_clock
         """Local time, for how old the pane's price is (a fixed clock in snapshot tests)."""
         self.number = 1
@@ -193,7 +194,7 @@ class Pane(Vertical, can_focus=True):
         if client.stats.updates != self._seen_updates:
             self._seen_updates = client.stats.updates
             self._seen_at = now
-        published = list(self.published) if published is None else published
+        published = list(self.published()) if published is None else published
         if self.compact:
             self._show("#title", self._row_line(self.parts["#title"].size.width, now, published))
         else:

@@ -86,6 +86,7 @@ class WatchlistScreen(ModalScreen[str | None]):
         border: round $accent; background: $surface; padding: 0 1;
     }
     WatchlistScreen #watch-help { color: $text-muted; }
+    WatchlistScreen #watch-trouble { color: $warning; height: auto; }
     WatchlistScreen Input, WatchlistScreen Input:focus {
         border: none; height: 1; padding: 0 1; margin: 0 0 1 0; background: $boost;
     }
@@ -99,6 +100,7 @@ class WatchlistScreen(ModalScreen[str | None]):
         symbols: Callable[[], list[str]],
         current: str,
         *,
+        trouble: Callable[[], str | None] = lambda: None,
         refresh: float = REFRESH,
     ) -> None:
         super().__init__()
@@ -107,6 +109,8 @@ class WatchlistScreen(ModalScreen[str | None]):
         self.symbols = symbols
         """Every symbol the server publishes (asked again at each redraw: known after the first answer)."""
         self.current = current
+        self.trouble = trouble
+        """Why the figures may be stale (the feed is not live), or None."""
         self.refresh_every = refresh
         self.shown: list[str] = []
         """The symbols in the table, in its order."""
@@ -117,6 +121,7 @@ class WatchlistScreen(ModalScreen[str | None]):
                 "[b]Watchlist[/b]  [dim]type to filter · ↑↓ Enter or two clicks pick · Esc closes[/dim]",
                 id="watch-help",
             )
+            yield Static("", id="watch-trouble")
             yield Input(placeholder="symbol (fuzzy: rel, hdb, …)", id="watch-filter")
             yield DataTable(cursor_type="row", zebra_stripes=True, id="watch-table")
 
@@ -132,13 +137,17 @@ class WatchlistScreen(ModalScreen[str | None]):
 
     def redraw(self) -> None:
         """The rows for the filter as typed; the same symbols in the same order are updated in place."""
+        trouble = self.trouble()
+        said = self.query_one("#watch-trouble", Static)
+        said.update(f"{trouble}: prices as of each last tick" if trouble else "")
+        said.display = bool(trouble)
         table = self.query_one(DataTable)
         wanted = matching_symbols(self.symbols() or [self.current], self.query_one(Input).value)
         rows = {symbol: watch_row(self.quote(symbol), self.recent_prices(symbol)) for symbol in wanted}
         if wanted == self.shown:
             for symbol, cells in rows.items():
                 for name, cell in zip(COLUMNS, cells, strict=True):
-                    table.update_cell(symbol, name, cell)
+                    table.update_cell(symbol, name, cell, update_width=True)  # (a sparkline grows)
             return
         highlighted = self.highlighted()
         table.clear()

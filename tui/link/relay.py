@@ -29,38 +29,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import random
-import socket
-import struct
 import threading
-from collections import deque
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
+from tui.link.direction import Counters, Direction, reset
 from tui.link.profiles import LinkProfile
 
 __all__ = ["QUEUE_LIMIT", "Link", "LinkStats"]
 
 QUEUE_LIMIT = 1 << 20
 """Bytes one direction of one connection may hold before it stops reading (1 MiB)."""
-READ_SIZE = 64 * 1024
-MIN_READ_SIZE = 1460  # one Ethernet segment's payload
 DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
-
-
-def _reset(transport: asyncio.WriteTransport) -> None:
-    """Abort with a TCP reset (SO_LINGER 0), so the peer reads ECONNRESET rather than an EOF."""
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    transport.abort()
-
-
-class _End(enum.Enum):
-    EOF = "eof"
-    RESET = "reset"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,147 +51,15 @@ class LinkStats:
     connections: int
     """Connections accepted, over every relay."""
     bytes_up: int
-    """Delivered client to server."""
+    """Passed on client to server (counted as they are written to the server's socket)."""
     bytes_down: int
-    """Delivered server to client."""
+    """Passed on server to client."""
     chunks_up: int
     chunks_down: int
     queued_bytes: int
     """Read from one side and not yet taken by the other, now (every connection, both ways)."""
     peak_queued_bytes: int
     """The most one direction of one connection has held at any time."""
-
-
-class _Counters:
-    """Mutated on the link's loop only; read from any thread (ints: a snapshot may lag, never tear)."""
-
-    def __init__(self) -> None:
-        self.connections = 0
-        self.bytes = {True: 0, False: 0}  # keyed by "up"
-        self.chunks = {True: 0, False: 0}
-        self.queued = 0
-        self.peak_queued = 0
-
-
-class _Direction:
-    """One direction of one relayed connection: reads from `source`, delivers to `sink` on schedule."""
-
-    def __init__(
-        self,
-        link: Link,
-        *,
-        up: bool,
-        source: asyncio.StreamReader,
-        sink: asyncio.StreamWriter,
-        source_transport: asyncio.WriteTransport,
-        not_before: float,
-        rng: random.Random,
-    ) -> None:
-        self._link = link
-        self._up = up
-        self._source = source
-        self._sink = sink
-        self._source_transport = source_transport
-        self._rng = rng
-        self._wire_free_at = not_before
-        self._last_delivery = 0.0
-        self._items: deque[tuple[float, bytes | _End]] = deque()
-        self._queued = 0
-        self._ready = asyncio.Event()
-        self._room = asyncio.Event()
-        self._room.set()
-
-    def _rate_kbit(self) -> float | None:
-        profile = self._link.profile
-        return profile.effective_uplink_kbit if self._up else profile.bandwidth_kbit
-
-    def _read_size(self) -> int:
-        rate = self._rate_kbit()
-        if rate is None:
-            return READ_SIZE
-        return max(MIN_READ_SIZE, min(READ_SIZE, int(rate * 1000 / 8 * 0.010)))
-
-    def _arrival(self, read_at: float, size: int) -> float:
-        profile = self._link.profile
-        rate = self._rate_kbit()
-        leaves = max(read_at, self._wire_free_at)
-        self._wire_free_at = leaves + (size * 8 / (rate * 1000) if rate else 0.0)
-        arrives = self._wire_free_at + profile.latency_ms / 1000
-        if profile.jitter_ms:
-            arrives += self._rng.uniform(0.0, profile.jitter_ms) / 1000
-        if profile.stall_chance and self._rng.random() < profile.stall_chance:
-            arrives += profile.stall_ms / 1000
-        self._last_delivery = max(arrives, self._last_delivery)
-        return self._last_delivery
-
-    def _put(self, read_at: float, item: bytes | _End) -> None:
-        size = len(item) if isinstance(item, bytes) else 0
-        self._items.append((self._arrival(read_at, size), item))
-        self._ready.set()
-        if size:
-            self._queued += size
-            counters = self._link._counters
-            counters.queued += size
-            counters.peak_queued = max(counters.peak_queued, self._queued)
-            if self._queued >= self._link.queue_limit:
-                self._room.clear()
-
-    def _taken(self, size: int) -> None:
-        self._queued -= size
-        self._link._counters.queued -= size
-        if self._queued < self._link.queue_limit:
-            self._room.set()
-
-    async def run(self) -> None:
-        reading = asyncio.create_task(self._pump_in())
-        try:
-            await self._pump_out()
-        finally:
-            reading.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reading
-            self._taken(self._queued)  # whatever could not be delivered is dropped
-
-    async def _pump_in(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            await self._room.wait()
-            try:
-                data = await self._source.read(self._read_size())
-            except OSError:  # ConnectionResetError among them: the sender aborted
-                self._put(loop.time(), _End.RESET)
-                return
-            self._put(loop.time(), data or _End.EOF)
-            if not data:
-                return
-
-    async def _pump_out(self) -> None:
-        loop = asyncio.get_running_loop()
-        counters = self._link._counters
-        while True:
-            while not self._items:
-                self._ready.clear()
-                await self._ready.wait()
-            arrives, item = self._items.popleft()
-            if (wait := arrives - loop.time()) > 0:
-                await asyncio.sleep(wait)
-            try:
-                if item is _End.RESET:
-                    _reset(self._sink.transport)
-                    return
-                if item is _End.EOF:
-                    if self._sink.can_write_eof():
-                        self._sink.write_eof()
-                    return
-                self._sink.write(item)
-                await self._sink.drain()
-            except (OSError, RuntimeError):
-                # The receiver is gone: the sender learns it as a reset, as it would over TCP.
-                _reset(self._source_transport)
-                return
-            self._taken(len(item))
-            counters.bytes[self._up] += len(item)
-            counters.chunks[self._up] += 1
 
 
 class Link:
@@ -228,7 +77,7 @@ class Link:
         self._profile = profile
         self._seed = seed
         self.queue_limit = queue_limit
-        self._counters = _Counters()
+        self._counters = Counters()
         self._lock = threading.Lock()
         self._ports: dict[tuple[str, int], int] = {}
         self._servers: list[asyncio.Server] = []
@@ -356,12 +205,14 @@ class Link:
             try:
                 server_reader, server_writer = await asyncio.open_connection(*target)
             except OSError:
-                _reset(client_writer.transport)  # the client sees a reset where TCP would refuse
+                reset(client_writer.transport)  # the client sees a reset where TCP would refuse
                 return
             writers.append(server_writer)
             latency = self._profile.latency_ms / 1000
-            up = _Direction(
-                self,
+            up = Direction(
+                profile=lambda: self._profile,
+                counters=self._counters,
+                queue_limit=self.queue_limit,
                 up=True,
                 source=client_reader,
                 sink=server_writer,
@@ -369,8 +220,10 @@ class Link:
                 not_before=accepted_at + 2 * latency,
                 rng=self._rng(number, "up"),
             )
-            down = _Direction(
-                self,
+            down = Direction(
+                profile=lambda: self._profile,
+                counters=self._counters,
+                queue_limit=self.queue_limit,
                 up=False,
                 source=server_reader,
                 sink=client_writer,
@@ -384,5 +237,5 @@ class Link:
         finally:
             for writer in writers:
                 if not writer.transport.is_closing():
-                    _reset(writer.transport)
+                    reset(writer.transport)
             self._connections.discard(task)

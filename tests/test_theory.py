@@ -155,7 +155,7 @@ def test_poll_on_a_link_is_the_ticks_age_at_the_server_plus_the_trip_down(
     assert theory.missed_fraction == pytest.approx(sim.missed_fraction, abs=0.01), (theory, sim.missed_fraction)
     age_p50 = sim.quantile(0.5) - latency  # what the interval adds to the link
     dominant = "the interval" if age_p50 >= latency else "the link"
-    assert theory.note == ("the round trip (it sets the beat)" if 2 * latency > interval else dominant)
+    assert theory.note == ("the round trip" if 2 * latency > interval else dominant)
 
 
 @pytest.mark.parametrize(

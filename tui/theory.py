@@ -158,10 +158,8 @@ def poll_on_link(rate: float, interval: float, latency_s: float, service_s: floa
         return -math.log1p(-q * hit) / rate + latency_s
 
     age_p50 = delay(0.5) - latency_s
-    if effective > interval:
-        note = "the round trip (it sets the beat)"
-    else:
-        note = "the interval" if age_p50 >= latency_s else "the link"
+    dominant = "the interval" if age_p50 >= latency_s else "the link"
+    note = "the round trip" if effective > interval else dominant
     return ModeTheory(
         delay_p50_s=delay(0.5),
         delay_p99_s=delay(0.99),
@@ -230,7 +228,7 @@ def webhook_on_link(rate: float, latency_s: float, service_s: float = 0.0) -> Mo
             delay_p99_s=None,
             requests_per_update=requests,
             missed_fraction=1 - 1 / rho,
-            note=f"falls behind: one POST per round trip serves {1 / service:.3g}/s",
+            note=f"falls behind: \u2264{1 / service:.3g}/s",
         )
     return ModeTheory(
         delay_p50_s=md1_wait_quantile(0.5, rate, service) + latency_s,

@@ -38,7 +38,7 @@ def test_the_bench_measures_every_mode_and_polls_as_poisson_theory_says(tmp_path
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert "wire bytes" in done.stdout and "poll in theory" in done.stdout  # the table, and theory beside it
+    assert "wire bytes" in done.stdout and "against theory" in done.stdout  # the table, and theory beside it
     report = json.loads(out.read_text())
     assert set(report) == {"config", "modes", "server"} and "rss_bytes_per_connection" in report["server"]
     modes = report["modes"]
@@ -48,7 +48,20 @@ def test_the_bench_measures_every_mode_and_polls_as_poisson_theory_says(tmp_path
         assert set(figures["delay_ms"]) == {"p50", "p95", "p99", "max"}
         assert figures["requests_per_update"] == round(figures["requests"] / figures["updates"], 3)
         assert figures["wire_bytes_per_update"] == round(figures["wire_bytes"] / figures["updates"], 3)
+        theory = figures["theory"]  # every mode has theory beside it, and its row in the output
+        assert set(theory) == {"delay_ms_p50", "delay_ms_p99", "requests_per_update", "missed_fraction", "note"}
+        assert f"{theory['requests_per_update']:.2f}" in next(
+            line for line in done.stdout.splitlines() if line.startswith(f"\u2502 {mode} ") and " / " in line
+        ), (mode, done.stdout)
     assert modes["sse"]["requests"] == clients and modes["ws"]["requests"] == clients  # one connection each
+    # Theory at the rate the server reports, on loopback (no link: latency 0), computed here.
+    assert report["config"]["tick_rate"] == rate and report["config"]["latency_s"] == 0
+    x = rate * interval
+    assert modes["poll"]["theory"]["delay_ms_p50"] == pytest.approx(-math.log((1 + math.exp(-x)) / 2) / rate * 1000)
+    assert modes["poll"]["theory"]["missed_fraction"] == pytest.approx(1 - (1 - math.exp(-x)) / x, abs=1e-4)
+    for push in ("longpoll", "sse", "ws", "webhook"):
+        assert modes[push]["theory"]["delay_ms_p50"] == 0 and modes[push]["theory"]["missed_fraction"] == 0, push
+    assert modes["longpoll"]["theory"]["requests_per_update"] == 1  # a request per tick, none batched
     poll = modes["poll"]
     seen_or_skipped = poll["updates"] + poll["missed"]
     assert seen_or_skipped > 0.6 * rate * duration * clients, poll  # the feed ran at about the rate asked
@@ -106,6 +119,9 @@ def test_the_bench_spreads_its_clients_over_several_servers_and_reads_each(
     assert "separate feeds" in done.stdout  # two memory brokers: not one feed, and the bench says so
     report = json.loads(out.read_text())
     assert report["config"]["servers"] == [s.url for s in servers]
+    # Two feeds have no one tick rate: no theory, said in the JSON and not printed.
+    assert all(figures["theory"] is None for figures in report["modes"].values())
+    assert "against theory" not in done.stdout
     shares = report["server"]["instances"]
     assert [share["instance"] for share in shares] == instances
     assert [share["clients"] for share in shares] == [2, 1]  # clients 0 and 2 on the first, 1 on the second

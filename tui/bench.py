@@ -39,7 +39,7 @@ from tui.modes import MODES, ModeClient, make_client
 from tui.modes.stats import percentile
 from tui.server_figures import held_connections, requests_served
 from tui.symbols import unknown_symbol
-from tui.theory import poll_theory
+from tui.theory import mode_theory
 
 __all__ = ["main", "run_bench"]
 
@@ -134,6 +134,46 @@ def table(results: dict[str, dict[str, Any]], title: str) -> Table:
     return grid
 
 
+def theory_report(mode: str, rate: float | None, poll_interval: float, latency_s: float) -> dict[str, Any] | None:
+    """What `mode` should measure at this feed and link (`tui/theory.py`), as the JSON holds it;
+    None when the tick rate is not one number (several feeds) or zero."""
+    theory = mode_theory(mode, rate, interval=poll_interval, latency_s=latency_s) if rate else None
+    if theory is None:
+        return None
+
+    def ms(seconds: float | None) -> float | None:
+        return None if seconds is None else round(seconds * 1000, 3)
+
+    return {
+        "delay_ms_p50": ms(theory.delay_p50_s),
+        "delay_ms_p99": ms(theory.delay_p99_s),
+        "requests_per_update": round(theory.requests_per_update, 3),
+        "missed_fraction": round(theory.missed_fraction, 4),
+        "note": theory.note,
+    }
+
+
+def theory_table(results: dict[str, dict[str, Any]], title: str) -> Table:
+    """Each mode's figures beside theory's, `measured / theory` per cell, and what dominates."""
+    grid = Table(title=title, caption=f"each cell: measured / theory; {NO_VALUE}: too few samples, or not derived")
+    for column in ("mode", "delay p50 ms", "delay p99 ms", "req/upd", "missed %", "what dominates"):
+        grid.add_column(column, justify="left" if column in ("mode", "what dominates") else "right")
+    for mode, r in results.items():
+        theory = r.get("theory")
+        if theory is None:
+            continue
+        missed = r["missed_fraction"]
+        grid.add_row(
+            mode,
+            f"{fmt(r['delay_ms']['p50'])} / {fmt(theory['delay_ms_p50'])}",
+            f"{fmt(r['delay_ms']['p99'])} / {fmt(theory['delay_ms_p99'])}",
+            f"{fmt(r['requests_per_update'], 2)} / {fmt(theory['requests_per_update'], 2)}",
+            f"{fmt(None if missed is None else 100 * missed)} / {fmt(100 * theory['missed_fraction'])}",
+            theory["note"],
+        )
+    return grid
+
+
 def fmt(value: float | None, digits: int = 1) -> str:
     return NO_VALUE if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
@@ -174,9 +214,11 @@ async def run_bench(
     symbol: str,
     console: Console,
     webhook_token: str | None = None,
+    latency_s: float = 0.0,
 ) -> dict[str, Any]:
     """Connect every client (client i of each mode to server i mod n), measure for `duration`
-    seconds, and return the JSON document."""
+    seconds, and return the JSON document; theory beside each mode is for a link of one-way
+    latency `latency_s` (0: loopback)."""
     urls = [urls] if isinstance(urls, str) else list(urls)
     async with httpx.AsyncClient(timeout=10.0) as http:
         before = [await server_stats(http, url) for url in urls]
@@ -218,13 +260,10 @@ async def run_bench(
     modes_report = {mode: summarize(group) for mode, group in by_mode.items()}
     # Several servers' simulators may feed one broker: theory needs the one rate there is.
     rate = during[0].get("tick_rate") if len(urls) == 1 else None
-    theory = poll_theory(rate, poll_interval) if isinstance(rate, int | float) else None
-    if "poll" in modes_report and theory is not None:
-        modes_report["poll"]["theory"] = {
-            "requests_per_update": round(theory.requests_per_update, 3),
-            "missed_fraction": round(theory.missed_fraction, 4),
-            "delay_ms_p50": round(theory.delay_p50_s * 1000, 3),
-        }
+    if not isinstance(rate, int | float):
+        rate = None
+    for mode, report in modes_report.items():
+        report["theory"] = theory_report(mode, rate, poll_interval, latency_s)
     instances = [  # server `index` has clients index, index + n, ... of each mode
         instance_report(url, len(range(index, clients, len(urls))), before[index], during[index])
         for index, url in enumerate(urls)
@@ -242,6 +281,7 @@ async def run_bench(
             "poll_interval_s": poll_interval,
             "symbol": symbol,
             "tick_rate": rate,
+            "latency_s": latency_s,
             "version": __version__,
         },
         "modes": modes_report,
@@ -388,13 +428,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     if len(urls) > 1:
         for line in instance_lines(results["server"]["instances"]):
             out.print(line)
-    theory = results["modes"].get("poll", {}).get("theory")
-    if theory is not None:
+    config = results["config"]
+    if any(figures["theory"] is not None for figures in results["modes"].values()):
         out.print(
-            f"poll in theory (Poisson ticks at {results['config']['tick_rate']:g}/s, a poll every "
-            f"{args.poll_interval:g} s): delay p50 {theory['delay_ms_p50']:.1f} ms, "
-            f"{theory['requests_per_update']:.2f} requests per update, "
-            f"{100 * theory['missed_fraction']:.0f}% of ticks missed"
+            theory_table(
+                results["modes"],
+                f"against theory: Poisson ticks at {config['tick_rate']:g}/s, a poll every {args.poll_interval:g} s, "
+                f"one-way latency {1000 * config['latency_s']:g} ms",
+            )
         )
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=2) + "\n")

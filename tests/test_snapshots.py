@@ -21,6 +21,7 @@ from textual.pilot import Pilot
 from tests.helpers import RunningServer, publish, publish_sync, start_server, until
 from tui.alerts import parse_rule
 from tui.app import PushPullApp
+from tui.link import PROFILES
 from tui.modes import Backoff, ConnectionState, ServerClock
 from tui.widgets import HelpScreen, PaneDetailScreen, WatchlistScreen
 
@@ -201,3 +202,9 @@ def test_a_fired_alert_at_100x30(snap_compare: Any, quiet_server: RunningServer)
 
     app = make_app(quiet_server.url, alerts=[parse_rule("RELIANCE>1314")], alert_report_wait=0.2)
     assert snap_compare(app, terminal_size=(100, 30), run_before=with_data(quiet_server, wait_for_notice))
+
+
+def test_every_pane_over_the_4g_profile_at_160x45(snap_compare: Any, quiet_server: RunningServer) -> None:
+    """The link in force, in the bar and on every pane (the delays are the frozen clock's)."""
+    app = make_app(quiet_server.url, link=PROFILES["4g"])
+    assert snap_compare(app, terminal_size=(160, 45), run_before=with_data(quiet_server))

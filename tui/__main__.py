@@ -14,8 +14,10 @@ from tui import __version__
 from tui.alerts import AlertRule, parse_rule
 from tui.arguments import (
     add_feed_options,
+    add_link_options,
     add_webhook_token_option,
     bundled_server_args,
+    link_profile,
     mode_list,
     refused_with_server,
     server_urls,
@@ -57,6 +59,7 @@ def build_parser() -> ArgumentParser:
     )
     add_feed_options(parser)
     add_webhook_token_option(parser)
+    add_link_options(parser)
     parser.add_argument(
         "--log", type=Path, default=None, help="append the app's log (and the bundled server's output) to this file"
     )
@@ -107,6 +110,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     # back only the flags' ones. (Kept out of set_defaults: `append` would add to that list too,
     # but only by an argparse detail, and a rule given twice would be held twice.)
     args.alerts = list(dict.fromkeys([*saved_alerts, *(args.alerts or [])]))
+    try:
+        args.link = link_profile(args)
+    except ValueError as exc:
+        fail(PROG, str(exc))
     problem = refused_with_server(args)
     if problem is not None:
         fail(PROG, problem)
@@ -173,6 +180,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             config_path=args.config,
             alerts=args.alerts,
             desktop_notifications=True,
+            link=args.link,
         )
         app.run()
         join_all(EXIT_JOIN)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -27,6 +28,7 @@ from tui.defaults import DEFAULT_MODES, DEFAULT_POLL_INTERVAL, DEFAULT_SYMBOL, M
 from tui.desktop import notify_desktop
 from tui.export import comparison, write_comparison
 from tui.format import server_labels
+from tui.link import PROFILES, Link, LinkProfile
 from tui.messages import AlertCrossed, ServerStatsFetched
 from tui.modes import MODES, Backoff, ConnectionState, ModeClient, ServerClock, make_client
 from tui.reference import ReferenceFeed
@@ -63,6 +65,9 @@ MODE_KEYS = ("poll", "longpoll", "sse", "ws", "webhook")
 """What keys 1..5 select, in SPEC's order."""
 
 
+LINK_CLOSE_AFTER = 3.0
+"""Seconds an emulated link's relays outlive the clients that used them, so they can close through
+it (and a webhook deregister)."""
 ALERT_REPORT_WAIT = 10.0
 """Seconds at most a fired alert's notice waits for every pane to see the crossing tick."""
 ALERT_REPORT_STEP = 0.05
@@ -111,6 +116,7 @@ class PushPullApp(App[None]):
         Binding("w", "save_settings", "Save settings", show=False),
         Binding("e", "export", "Export", show=False),
         Binding("i", "advisor", "Advisor"),
+        Binding("L", "next_link", "Network"),
         Binding("question_mark,f1", "help", "Help"),
         Binding("q", "quit", "Quit"),
     ]
@@ -124,6 +130,7 @@ class PushPullApp(App[None]):
         ("l", "watchlist: every symbol's price and trend; type or pick one for the panes"),
         ("n", "price alerts: add one for this symbol a step above its price, list and remove them"),
         ("i", "interval advisor: poll costs against the interval, and the interval for a delay"),
+        ("L", "next network profile for every pane: loopback, lan, broadband, 4g, 3g, satellite"),
         ("r", "reset every pane's counters"),
         ("p", "pause / resume receiving (push modes resume from their cursor)"),
         ("a / x", "add a pane / remove the focused pane"),
@@ -158,6 +165,7 @@ class PushPullApp(App[None]):
         alerts: Sequence[AlertRule] = (),
         desktop_notifications: bool = False,
         alert_report_wait: float = ALERT_REPORT_WAIT,
+        link: LinkProfile | None = None,
     ) -> None:
         super().__init__()
         urls = [server_urls] if isinstance(server_urls, str) else list(server_urls)
@@ -194,6 +202,11 @@ class PushPullApp(App[None]):
         """Where the save key writes the settings (`tui.config`); None: nowhere."""
         self.export_dir = export_dir if export_dir is not None else Path.cwd()
         """Where the export key writes the comparison (`tui.export`): the working directory by default."""
+        self.link_profile = link if link is not None else PROFILES["loopback"]
+        """The network the panes' clients talk over (`tui.link`; the reference feed never does:
+        it is the ground truth they are measured against)."""
+        self.link: Link | None = None
+        """Its relays, while the profile emulates one (made at the first client)."""
         self.alert_book = AlertBook(alerts)
         """The price alerts watched (`--alert`, the settings file, the alerts window)."""
         self.fired: dict[AlertRule, Crossing] = {}
@@ -246,6 +259,7 @@ class PushPullApp(App[None]):
     def on_mount(self) -> None:
         if self.initial_theme is not None:
             self.theme = self.initial_theme
+        self.server_bar.show_link(self.link_name)
         self.reference.market.listeners.append(self.watch_alerts)
         self.reference.start()
         self.set_interval(self.refresh_interval, self.on_repaint_timer)
@@ -266,34 +280,65 @@ class PushPullApp(App[None]):
         def make_pane_client(mode: str, symbol: str) -> ModeClient:
             return self.make_client(mode, symbol, url)
 
-        return Pane(
+        pane = Pane(
             mode,
             self.symbol,
             make_pane_client,
+            server_url=url,
             server_label=self.server_labels.get(url),
             published=lambda: self.reference.published,
             wall_clock=self.wall_clock,
             id=f"pane-{self._pane_ids}",
         )
+        pane.link_name = self.link_profile.name if self.link_profile.emulates else None
+        return pane
+
+    @property
+    def link_latency_s(self) -> float:
+        """The emulated link's one-way latency, for theory (0 on loopback)."""
+        return self.link_profile.latency_ms / 1000 if self.link_profile.emulates else 0.0
+
+    def theory_rows(self, panes: list[Pane]) -> int:
+        """Lines of theory the comparison shows: under every poll pane, and every pane over a link."""
+        return len(panes) if self.link_latency_s > 0 else sum(pane.mode == "poll" for pane in panes)
+
+    @property
+    def link_name(self) -> str | None:
+        """The link in force, in short, for the bar and the panes; None on loopback."""
+        return self.link_profile.describe() if self.link_profile.emulates else None
+
+    def _relays(self) -> Link | None:
+        if not self.link_profile.emulates:
+            return None
+        if self.link is None:
+            self.link = Link(self.link_profile, seed=self.seed)
+        return self.link
 
     def next_server_url(self) -> str:
         """The server with the fewest panes (the first of those): pane i of a fresh app gets
         server i mod n, and a pane added after one was removed fills the gap."""
         counts = dict.fromkeys(self.server_urls, 0)
         for pane in self.panes:
-            counts[pane.client.server_url] += 1
+            counts[pane.server_url] += 1
         return min(self.server_urls, key=lambda url: counts[url])
 
     def make_client(self, mode: str, symbol: str, server_url: str | None = None) -> ModeClient:
+        """A client for a pane: through the link's relay when a link is emulated (a webhook's
+        deliveries too: the server is given the relay in front of its receiver)."""
+        url = server_url or self.server_url
+        relays = self._relays()
+        options: dict[str, object] = {}
+        if mode == "webhook":
+            options = {"webhook_token": self.webhook_token, "inbound": relays.through if relays else None}
         return make_client(
             mode,
-            server_url or self.server_url,
+            relays.through(url) if relays else url,
             symbol,
             poll_interval=self.poll_interval,
             clock=self.clock,
             backoff=self.backoff,
             seed=self.seed,
-            **({"webhook_token": self.webhook_token} if mode == "webhook" else {}),
+            **options,
         )
 
     @property
@@ -326,7 +371,7 @@ class PushPullApp(App[None]):
         focused = self.focused_pane
         if figures:
             rows = [ComparisonRow(number, pane.client, pane is focused) for number, pane in enumerate(panes, start=1)]
-            self.comparison.show(rows, self.theory_tick_rate(now))
+            self.comparison.show(rows, self.theory_tick_rate(now), self.link_latency_s)
         self.quote_header.show(self.reference.quote, self.simulated, now)
         if not self.card_columns:
             if figures:
@@ -356,7 +401,7 @@ class PushPullApp(App[None]):
         """Cards side by side when they fit, else one row per pane and the focused pane's counters."""
         panes = self.panes
         width, height = size or self.size
-        columns = card_columns(width, height, len(panes), sum(pane.mode == "poll" for pane in panes))
+        columns = card_columns(width, height, len(panes), self.theory_rows(panes))
         self.card_columns = columns
         box = self.pane_box
         box.set_class(columns == 0, "rows")
@@ -366,7 +411,9 @@ class PushPullApp(App[None]):
             pane.set_class(columns == 0, "row")
         # The focused pane's counters below the rows, when there is room for them; Enter shows
         # them at any size.
-        self.pane_detail.display = columns == 0 and height - rows_mode_lines(panes) >= MIN_DETAIL_HEIGHT
+        self.pane_detail.display = (
+            columns == 0 and height - rows_mode_lines(panes, self.theory_rows(panes)) >= MIN_DETAIL_HEIGHT
+        )
         self.published_row.display = columns == 0
         self.repaint()
 
@@ -570,6 +617,26 @@ class PushPullApp(App[None]):
             report = f"no pane watches {crossing.tick.symbol}: the watchlist's feed saw it (l to watch it)"
         self.notify(report, title=crossing.headline(), timeout=ALERT_NOTICE_SECONDS, markup=False)
 
+    def action_next_link(self) -> None:
+        """Every pane onto the next network profile (their figures start afresh: two links' mixed
+        would describe neither)."""
+        profiles = list(PROFILES.values())
+        names = [profile.name for profile in profiles]
+        index = names.index(self.link_profile.name) if self.link_profile.name in names else -1
+        self.set_link(profiles[(index + 1) % len(profiles)])
+
+    def set_link(self, profile: LinkProfile) -> None:
+        old, self.link = self.link, None
+        self.link_profile = profile
+        self.server_bar.show_link(self.link_name)
+        for pane in self.panes:
+            pane.link_name = profile.name if profile.emulates else None
+            pane.replace_client()
+        self.call_after_refresh(self.arrange_panes)  # (theory rows come or go)
+        if old is not None:  # after the old clients had time to close (a webhook deregisters through it)
+            threading.Timer(LINK_CLOSE_AFTER, old.close).start()
+        self.notify(f"link: {profile.describe()}; figures start afresh", timeout=3)
+
     def action_reset_counters(self) -> None:
         for pane in self.panes:
             pane.reset_counters()
@@ -606,6 +673,8 @@ class PushPullApp(App[None]):
 
     def on_unmount(self) -> None:
         self.reference.stop()
+        if self.link is not None:  # after the clients had time to close through it
+            threading.Timer(LINK_CLOSE_AFTER, self.link.close).start()
 
     def action_details(self) -> None:
         pane = self._target_pane()
@@ -647,7 +716,7 @@ class PushPullApp(App[None]):
     def action_export(self) -> None:
         """Write the comparison as it stands to CSV and JSON in `export_dir`, and say where."""
         data = comparison(
-            [(pane.client, pane.client.server_url) for pane in self.panes],
+            [(pane.client, pane.server_url) for pane in self.panes],
             symbol=self.symbol,
             tick_rate=self.theory_tick_rate(self.wall_clock()),
             poll_interval=self.poll_interval,
@@ -687,6 +756,7 @@ class PushPullApp(App[None]):
         )
         yield SystemCommand("Reset counters", "Zero every pane's counters", self.action_reset_counters)
         yield SystemCommand("Pause / resume", "Stop or restart receiving", self.action_toggle_pause)
+        yield SystemCommand("Next network", "Every pane over the next network profile", self.action_next_link)
         yield SystemCommand("Price alerts", "Add, list and remove price alerts", self.action_alerts)
         yield SystemCommand("Save settings", "Write the layout to the config file", self.action_save_settings)
         yield SystemCommand("Export comparison", "Every pane's figures and theory to CSV and JSON", self.action_export)
@@ -709,6 +779,7 @@ KEY_PRIORITY = {
     "Symbol": 6,
     "Alerts": 6,
     "Advisor": 7,
+    "Network": 7,
     "Pane": 7,
 }
 """Which key hints the bar keeps longest when the terminal is narrow (others after these)."""
@@ -731,17 +802,16 @@ MIN_DETAIL_HEIGHT = 7
 """Lines the focused pane's counters need below the rows: a title, its status and five rows."""
 
 
-def rows_mode_lines(panes: list[Pane]) -> int:
+def rows_mode_lines(panes: list[Pane], theory_rows: int) -> int:
     """Lines everything but the counters panel takes when panes are rows."""
-    polls = sum(pane.mode == "poll" for pane in panes)
-    return 2 + 1 + len(panes) + (1 + 1 + len(panes) + polls) + 1
+    return 2 + 1 + len(panes) + (1 + 1 + len(panes) + theory_rows) + 1
 
 
-def card_columns(width: int, height: int, panes: int, poll_panes: int = 1) -> int:
+def card_columns(width: int, height: int, panes: int, theory_rows: int = 1) -> int:
     """How many pane cards side by side fit, preferring one row of all; 0 when none fit."""
     if panes == 0:
         return 0
-    comparison = 1 + 1 + panes + poll_panes  # margin, header, a row per pane, theory under each poll
+    comparison = 1 + 1 + panes + theory_rows  # margin, header, a row per pane, the theory rows
     other_lines = 2 + comparison + 1  # the server bar and quote, the comparison, the key bar
     for columns in range(panes, 0, -1):
         rows = -(-panes // columns)

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from server.commandline import number
 from tui.defaults import DEFAULT_POLL_INTERVAL, DEFAULT_TICK_RATE, MAX_PANES, POLL_INTERVAL_RANGE
 
+if TYPE_CHECKING:
+    from tui.link import LinkProfile
+
 __all__ = [
     "WEBHOOK_TOKEN_ENV",
     "add_feed_options",
+    "add_link_options",
     "add_webhook_token_option",
     "bundled_server_args",
+    "link_profile",
     "mode_list",
     "refused_with_server",
     "server_url",
@@ -76,6 +82,43 @@ def add_feed_options(parser: argparse.ArgumentParser) -> None:
         help=f"bundled server only: ticks per second per symbol (default {DEFAULT_TICK_RATE:g})",
     )
     parser.add_argument("--seed", type=int, default=None, help="bundled server only: seed for a reproducible feed")
+
+
+def add_link_options(parser: argparse.ArgumentParser) -> None:
+    """`--network NAME`, or a link of one's own with `--latency` / `--jitter` / `--bandwidth`."""
+    from tui.link import PROFILES
+
+    group = parser.add_argument_group("network (an emulated link between the panes' clients and the server)")
+    group.add_argument(
+        "--network",
+        choices=list(PROFILES),
+        default=None,
+        metavar="NAME",
+        help=f"a named link profile: {', '.join(PROFILES)} (README lists their figures and sources)",
+    )
+    group.add_argument("--latency", type=number(0, 10_000), default=None, metavar="MS", help="one-way latency, ms")
+    group.add_argument(
+        "--jitter", type=number(0, 10_000), default=None, metavar="MS", help="extra delay per chunk, 0 to MS ms"
+    )
+    group.add_argument(
+        "--bandwidth", type=number(1, 10_000_000), default=None, metavar="KBIT", help="each direction, kbit/s"
+    )
+
+
+def link_profile(args: argparse.Namespace) -> LinkProfile | None:
+    """The link the flags ask for (None: straight to the server); raises `ValueError` with one line
+    when `--network` is given with a figure of one's own."""
+    from tui.link import PROFILES, custom_profile
+
+    figures = {"--latency": args.latency, "--jitter": args.jitter, "--bandwidth": args.bandwidth}
+    given = [flag for flag, value in figures.items() if value is not None]
+    if args.network is not None:
+        if given:
+            raise ValueError(f"--network {args.network} sets the link's figures; leave out {', '.join(given)}")
+        return PROFILES[args.network]
+    if not given:
+        return None
+    return custom_profile(args.latency or 0.0, args.jitter or 0.0, args.bandwidth)
 
 
 WEBHOOK_TOKEN_ENV = "PUSHPULL_WEBHOOK_TOKEN"

@@ -26,8 +26,10 @@ from server.commandline import ArgumentParser, UsageError, exit_on_usage_error, 
 from tui import __version__
 from tui.arguments import (
     add_feed_options,
+    add_link_options,
     add_webhook_token_option,
     bundled_server_args,
+    link_profile,
     mode_list,
     refused_with_server,
     server_urls,
@@ -35,6 +37,7 @@ from tui.arguments import (
 from tui.defaults import DEFAULT_SYMBOL
 from tui.embedded import EmbeddedServer, EmbeddedServerError
 from tui.format import NO_VALUE
+from tui.link import Link, LinkProfile
 from tui.modes import MODES, ModeClient, make_client
 from tui.modes.stats import percentile
 from tui.server_figures import held_connections, requests_served
@@ -214,12 +217,44 @@ async def run_bench(
     symbol: str,
     console: Console,
     webhook_token: str | None = None,
-    latency_s: float = 0.0,
+    latency_s: float | None = None,
+    link: LinkProfile | None = None,
 ) -> dict[str, Any]:
     """Connect every client (client i of each mode to server i mod n), measure for `duration`
-    seconds, and return the JSON document; theory beside each mode is for a link of one-way
-    latency `latency_s` (0: loopback)."""
+    seconds, and return the JSON document. With `link`, every client talks through an emulated
+    link (`tui.link`; webhooks' deliveries too). Theory beside each mode is for a link of one-way
+    latency `latency_s` (by default the link's; 0 on loopback)."""
     urls = [urls] if isinstance(urls, str) else list(urls)
+    relays = Link(link, seed=0) if link is not None and link.emulates else None
+    if latency_s is None:
+        latency_s = link.latency_ms / 1000 if relays is not None and link is not None else 0.0
+    try:
+        return await measure(
+            urls, modes, clients, duration, poll_interval, symbol, console, webhook_token, latency_s, relays, link
+        )
+    finally:
+        if relays is not None:
+            await asyncio.to_thread(relays.close)
+
+
+async def measure(
+    urls: list[str],
+    modes: Sequence[str],
+    clients: int,
+    duration: float,
+    poll_interval: float,
+    symbol: str,
+    console: Console,
+    webhook_token: str | None,
+    latency_s: float,
+    relays: Link | None,
+    link: LinkProfile | None,
+) -> dict[str, Any]:
+    """`run_bench`'s run, with the link's relays (if any) open around it."""
+
+    def via(url: str) -> str:
+        return relays.through(url) if relays is not None else url
+
     async with httpx.AsyncClient(timeout=10.0) as http:
         before = [await server_stats(http, url) for url in urls]
         for url in urls:
@@ -230,12 +265,12 @@ async def run_bench(
             mode: [
                 make_client(
                     mode,
-                    urls[i % len(urls)],
+                    via(urls[i % len(urls)]),
                     symbol,
                     poll_interval=poll_interval,
                     keep_all_delays=True,
                     seed=i,
-                    **({"webhook_token": webhook_token} if mode == "webhook" else {}),
+                    **({"webhook_token": webhook_token, "inbound": via} if mode == "webhook" else {}),
                 )
                 for i in range(clients)
             ]
@@ -282,6 +317,7 @@ async def run_bench(
             "symbol": symbol,
             "tick_rate": rate,
             "latency_s": latency_s,
+            "network": None if link is None or not link.emulates else link.describe(),
             "version": __version__,
         },
         "modes": modes_report,
@@ -355,6 +391,7 @@ def build_parser() -> ArgumentParser:
     )
     add_feed_options(parser)
     add_webhook_token_option(parser)
+    add_link_options(parser)
     parser.add_argument("--symbol", default=DEFAULT_SYMBOL, type=str.upper, help=f"(default {DEFAULT_SYMBOL})")
     parser.add_argument("--json", type=Path, help="also write the results here")
     return parser
@@ -367,6 +404,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         problem = refused_with_server(args)
         if problem is not None:
             raise UsageError(problem)
+        try:
+            args.link = link_profile(args)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
         servers = len(args.server or ()) or 1
         if args.clients is None:
             args.clients = servers
@@ -392,6 +433,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 symbol=args.symbol,
                 console=console,
                 webhook_token=args.webhook_token,
+                link=args.link,
             )
         )
     except (EmbeddedServerError, UsageError) as exc:
@@ -403,7 +445,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             embedded.stop()
     rss = results["server"]["rss_bytes_per_connection"]
     out = Console(width=None if sys.stdout.isatty() else 140)
-    out.print(table(results["modes"], f"pushpull-bench · {args.duration:g} s · {', '.join(urls)}"))
+    network = results["config"]["network"]
+    over = f" · over {network}" if network else ""
+    out.print(table(results["modes"], f"pushpull-bench · {args.duration:g} s · {', '.join(urls)}{over}"))
     short = [
         f"{mode} p{round(fraction * 100)}"
         for mode, figures in results["modes"].items()

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 from collections import deque
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import httpx
@@ -53,9 +54,20 @@ class WebhookClient(ModeClient):
     title: ClassVar[str] = "Webhook"
     resumes_from_cursor: ClassVar[bool] = False
 
-    def __init__(self, server_url: str, symbol: str, *, webhook_token: str | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        server_url: str,
+        symbol: str,
+        *,
+        webhook_token: str | None = None,
+        inbound: Callable[[str], str] | None = None,
+        **options: Any,
+    ) -> None:
         super().__init__(server_url, symbol, **options)
         self.webhook_token = webhook_token
+        self.inbound = inbound
+        """What the server is told to call instead of the receiver itself: an emulated link's
+        relay in front of it (`tui.link`), so deliveries cross the link too. None: the receiver."""
         """Sent as a bearer token when registering (a server with `--webhook-token` needs it)."""
         self.request_deadline = REQUEST_DEADLINE
         """Seconds one of our own requests to the server may take in all, its answer included."""
@@ -76,10 +88,11 @@ class WebhookClient(ModeClient):
         receiver = await asyncio.start_server(self._serve, "127.0.0.1", 0)
         port = receiver.sockets[0].getsockname()[1]
         self.receiver_url = f"http://127.0.0.1:{port}/hook"
+        target = self.inbound(self.receiver_url) if self.inbound is not None else self.receiver_url
         try:
             token = {"authorization": f"Bearer {self.webhook_token}"} if self.webhook_token else {}
             response, body = await self._ask(
-                "POST", "/api/webhooks", payload={"url": self.receiver_url, "symbols": [self.symbol]}, headers=token
+                "POST", "/api/webhooks", payload={"url": target, "symbols": [self.symbol]}, headers=token
             )
             if response.status_code == 404:
                 raise ModeError(f"unknown symbol {self.symbol!r}")

@@ -22,7 +22,7 @@ from textual.widgets import Static
 
 from tui.format import fmt_bytes, fmt_ms, fmt_percent, fmt_rate, fmt_ratio
 from tui.modes import ModeClient
-from tui.theory import poll_theory
+from tui.theory import mode_theory
 
 __all__ = ["Comparison", "ComparisonRow"]
 
@@ -90,14 +90,17 @@ def measured(client: ModeClient) -> tuple[float | None, ...]:
     )
 
 
-def expected(client: ModeClient, tick_rate: float | None) -> tuple[float | None, ...] | None:
-    """What theory says a poll pane should measure, or None when it has nothing to say."""
-    if client.mode != "poll" or not tick_rate:
+def expected(client: ModeClient, tick_rate: float | None, latency_s: float = 0.0) -> tuple[float | None, ...] | None:
+    """What theory says a pane should measure (`tui.theory.mode_theory`), or None when it has
+    nothing to say: on loopback it speaks only of polling (push is a millisecond, nothing to
+    learn from a row of zeros); over an emulated link, of every mode."""
+    if not tick_rate or (client.mode != "poll" and latency_s <= 0):
         return None
-    theory = poll_theory(tick_rate, client.poll_interval)
+    theory = mode_theory(client.mode, tick_rate, interval=client.poll_interval, latency_s=latency_s)
     if theory is None:
         return None
-    return (theory.delay_p50_s * 1000, theory.requests_per_update, None, theory.missed_fraction)
+    delay = theory.delay_p50_s * 1000 if theory.delay_p50_s is not None else None
+    return (delay, theory.requests_per_update, None, theory.missed_fraction)
 
 
 def known(value: float) -> float | None:
@@ -134,11 +137,16 @@ def rank_styles(values: Sequence[float | None], metric: Metric) -> list[str]:
 
 
 def build_lines(
-    rows: Sequence[ComparisonRow], tick_rate: float | None, *, wide: bool, accent: str = "yellow"
+    rows: Sequence[ComparisonRow],
+    tick_rate: float | None,
+    *,
+    wide: bool,
+    accent: str = "yellow",
+    latency_s: float = 0.0,
 ) -> tuple[Line, ...]:
-    """The figures of every pane (and theory's under a poll pane), ranked and scaled for bars."""
+    """The figures of every pane (and theory's under it, see `expected`), ranked and scaled for bars."""
     figures = [measured(row.client) for row in rows]
-    theories = [expected(row.client, tick_rate) for row in rows]
+    theories = [expected(row.client, tick_rate, latency_s) for row in rows]
     number_width = max((len(str(row.number)) for row in rows), default=1)
     mode_width = max((len(row.client.mode) for row in rows), default=4)
     columns: list[list[Cell]] = [[] for _ in rows]
@@ -175,7 +183,9 @@ def build_lines(
         if theory is not None:
             label = Text(" " * (2 + number_width) + "\u2514 theory", THEORY)
             if wide and tick_rate:
-                label.append(f"  {fmt_rate(tick_rate)} ticks/s, every {client.poll_interval:g} s", THEORY)
+                beat = f", every {client.poll_interval:g} s" if client.mode == "poll" else ""
+                over = f", {latency_s * 1000:g} ms link" if latency_s > 0 else ""
+                label.append(f"  {fmt_rate(tick_rate)} ticks/s{beat}{over}", THEORY)
             lines.append(Line(label, tuple(theory_cells), theory=True))
     return tuple(lines)
 
@@ -239,13 +249,16 @@ class Comparison(Static):
         super().__init__(id=id)
         self.rows: Sequence[ComparisonRow] = ()
         self.tick_rate: float | None = None
+        self.latency_s = 0.0
+        """The emulated link's one-way latency theory assumes (0: loopback)."""
         self.lines: tuple[Line, ...] = ()
         self._drawn: Text | None = None
         """What is on screen: a repaint that would draw the same cells draws nothing."""
 
-    def show(self, rows: Sequence[ComparisonRow], tick_rate: float | None) -> None:
-        """Show these panes; `tick_rate` (ticks/s published) lets theory speak under poll panes."""
-        self.rows, self.tick_rate = rows, tick_rate
+    def show(self, rows: Sequence[ComparisonRow], tick_rate: float | None, latency_s: float = 0.0) -> None:
+        """Show these panes; `tick_rate` (ticks/s published) lets theory speak under poll panes,
+        and under every pane over a link of one-way latency `latency_s`."""
+        self.rows, self.tick_rate, self.latency_s = rows, tick_rate, latency_s
         if self.is_mounted:
             self._draw()
 
@@ -258,7 +271,7 @@ class Comparison(Static):
     def _draw(self) -> None:
         width = self.size.width or self.app.size.width
         accent = self.app.theme_variables.get("accent", "yellow")
-        self.lines = build_lines(self.rows, self.tick_rate, wide=width >= WIDE, accent=accent)
+        self.lines = build_lines(self.rows, self.tick_rate, wide=width >= WIDE, accent=accent, latency_s=self.latency_s)
         drawing = lay_out(self.lines, width) if self.lines else Text("no panes", "grey50")
         if drawing != self._drawn:
             same_height = self._drawn is not None and len(self._drawn.split()) == len(drawing.split())

@@ -79,6 +79,7 @@ class Pane(Vertical, can_focus=True):
         symbol: str,
         make_client: ClientFactory,
         *,
+        server_url: str = "",
         server_label: str | None = None,
         published: Callable[[], Sequence[Published]] = lambda: (),
         wall_clock: Clock = time.time,
@@ -88,6 +89,10 @@ class Pane(Vertical, can_focus=True):
         self.make_client = make_client
         self.symbol = symbol
         self.client: ModeClient = make_client(mode, symbol)
+        self.server_url = server_url
+        """The server this pane's clients talk to (through an emulated link's relay, if one is in force)."""
+        self.link_name: str | None = None
+        """The emulated link in force (`tui.link`), named on the pane; None: straight to the server."""
         self.server_label = server_label
         """The server this pane talks to, in short (`:8101`, padded to the others' width), when the
         app talks to several; None with one (nothing to tell apart, nothing shown)."""
@@ -200,7 +205,7 @@ class Pane(Vertical, can_focus=True):
         else:
             self._show("#title", self._title())
             self._show("#timeline", self._timeline(self.parts["#timeline"].size.width, now, published))
-        self._show("#explain", client.explain())
+        self._show("#explain", (f"over {self.link_name} \u00b7 " if self.link_name else "") + client.explain())
         self._show("#seen", self._seen_line())
         if not figures:
             return

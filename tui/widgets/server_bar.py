@@ -49,6 +49,8 @@ class ServerBar(Static):
         """Each server's short name, with several (`:8101`)."""
         self.embedded = embedded
         self.readings: dict[str, tuple[dict[str, Any] | None, str | None]] = {}
+        self.link: str | None = None
+        """The emulated link the panes talk over (`tui.link`), in short; None: straight to the server."""
         """Each server's last `/api/stats` answer, or why there was none."""
 
     @property
@@ -73,8 +75,14 @@ class ServerBar(Static):
         self.readings[server_url or self.server_urls[0]] = (stats, error)
         self.show_readings()
 
+    def show_link(self, link: str | None) -> None:
+        self.link = link
+        self.show_readings()
+
     def show_readings(self) -> None:
         parts = self._one_server() if len(self.server_urls) == 1 else self._servers()
+        if self.link is not None:  # (the panes' figures mean nothing without it: kept long)
+            parts.insert(2, (1, Text(f"over {self.link}", "bold magenta")))
         self.update(fit_parts(parts, self.content_size.width or 80), layout=False)  # always one line
 
     def _one_server(self) -> list[tuple[int, Text]]:

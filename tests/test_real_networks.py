@@ -1,0 +1,120 @@
+"""The modes over an emulated link (`tui.link`): what each pays for a round trip, as the bench and
+the app measure it, against theory (`tui.theory.mode_theory`).
+
+Figures, not speed: the delays are the link's (100 ms one way), hundreds of times a busy machine's
+scheduling noise, so the bands below hold on a shared machine; nothing here times our own code.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.helpers import RunningServer, start_server, until
+from tui.app import PushPullApp
+from tui.link import PROFILES, custom_profile
+from tui.modes import ConnectionState
+
+LATENCY_MS = 100.0
+
+
+@pytest.fixture(scope="module")
+def over_100ms(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One bench run of every mode at 5 ticks/s over a 100 ms link (one way), as a user runs it."""
+    out = tmp_path_factory.mktemp("bench") / "bench.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "tui.bench", "--latency", f"{LATENCY_MS:g}", "--tick-rate", "5",
+         "--poll-interval", "0.5", "--duration", "12", "--clients", "3", "--seed", "5", "--json", str(out)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "over custom: 100 ms one-way" in done.stdout and "against theory" in done.stdout
+    report: dict[str, Any] = json.loads(out.read_text())
+    return report
+
+
+def test_push_modes_pay_the_one_way_latency_and_lose_nothing(over_100ms: dict[str, Any]) -> None:
+    assert over_100ms["config"]["latency_s"] == pytest.approx(0.1)
+    for mode in ("sse", "ws"):
+        figures = over_100ms["modes"][mode]
+        assert 100.0 <= figures["delay_ms"]["p50"] <= 130.0, figures["delay_ms"]  # L, plus a little
+        assert figures["missed"] == 0 and figures["duplicates"] == 0
+        assert figures["theory"]["delay_ms_p50"] == pytest.approx(LATENCY_MS)
+
+
+def test_long_poll_pays_at_least_the_latency_and_its_blind_window(over_100ms: dict[str, Any]) -> None:
+    figures = over_100ms["modes"]["longpoll"]
+    theory = figures["theory"]
+    assert figures["missed"] == 0
+    assert figures["delay_ms"]["p50"] >= 100.0
+    # At 5 ticks/s the 200 ms blind window after each answer holds a tick most of the time.
+    assert figures["delay_ms"]["p50"] == pytest.approx(theory["delay_ms_p50"], rel=0.35)
+    assert figures["requests_per_update"] == pytest.approx(theory["requests_per_update"], rel=0.3)
+    assert figures["requests_per_update"] < 1.0  # batched: fewer answers than ticks
+
+
+def test_polling_pays_the_latency_and_a_share_of_the_interval(over_100ms: dict[str, Any]) -> None:
+    figures = over_100ms["modes"]["poll"]
+    theory = figures["theory"]
+    sse = over_100ms["modes"]["sse"]["delay_ms"]["p50"]
+    assert figures["delay_ms"]["p50"] > sse + 20.0  # above the link by part of the interval
+    assert figures["delay_ms"]["p50"] == pytest.approx(theory["delay_ms_p50"], rel=0.35)
+    assert figures["missed"] > 0
+    missed = figures["missed"] / (figures["missed"] + figures["updates"])
+    assert missed == pytest.approx(theory["missed_fraction"], abs=0.15)
+
+
+@pytest.fixture
+def quiet_server() -> Iterator[RunningServer]:
+    with start_server("--no-feed", "--symbols", "RELIANCE,TCS") as server:
+        yield server
+
+
+async def test_the_network_key_puts_every_pane_over_the_next_profile(quiet_server: RunningServer) -> None:
+    app = PushPullApp(quiet_server.url, modes=["poll", "sse", "webhook"], stats_interval=None, poll_interval=0.2)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await until(lambda: all(p.client.state is ConnectionState.LIVE for p in app.panes), pilot=pilot)
+        assert app.link is None and all(p.client.server_url == quiet_server.url for p in app.panes)
+        await pilot.press("L")
+        assert app.link_profile == PROFILES["lan"]
+        await until(lambda: all(p.client.state is ConnectionState.LIVE for p in app.panes), pilot=pilot)
+        link = app.link
+        assert link is not None
+        relayed = {p.client.server_url for p in app.panes}
+        assert len(relayed) == 1 and relayed != {quiet_server.url}  # all through the relay
+        assert "over lan: " in str(app.server_bar.render())
+        assert all(p.link_name == "lan" for p in app.panes)
+        webhook = app.panes[2].client
+        async with httpx.AsyncClient() as http:  # the server was given the relay in front of the receiver
+            listed = (await http.get(f"{quiet_server.url}/api/webhooks/{webhook.webhook_id}")).json()
+        assert listed["url"] != webhook.receiver_url
+        assert link.stats().connections >= 3  # poll, sse, and the server's deliveries to the webhook
+        for _ in range(len(PROFILES) - 1):  # round to loopback: straight to the server again
+            await pilot.press("L")
+        assert app.link_profile == PROFILES["loopback"] and app.link is None
+        assert all(p.client.server_url == quiet_server.url for p in app.panes)
+        assert "over " not in str(app.server_bar.render())
+
+
+def test_network_flags_are_checked(tmp_path: Path) -> None:
+    for flags, said in (
+        (["--network", "moon"], "invalid choice: 'moon'"),
+        (["--network", "4g", "--latency", "5"], "--network 4g sets the link's figures; leave out --latency"),
+        (["--latency", "-1"], "--latency"),
+        (["--bandwidth", "0"], "--bandwidth"),
+    ):
+        for program in ("tui", "tui.bench"):
+            done = subprocess.run([sys.executable, "-m", program, *flags], capture_output=True, text=True, timeout=30)
+            assert done.returncode == 2, (program, flags, done.stderr)
+            assert said in done.stderr and len(done.stderr.strip().splitlines()) == 1, (program, done.stderr)
+
+
+def test_a_custom_link_describes_itself() -> None:
+    assert custom_profile(100).describe() == "custom: 100 ms one-way"

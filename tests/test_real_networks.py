@@ -19,8 +19,8 @@ import pytest
 
 from tests.helpers import RunningServer, start_server, until
 from tui.app import PushPullApp
-from tui.link import PROFILES, custom_profile
-from tui.modes import ConnectionState
+from tui.link import PROFILES, Link, custom_profile
+from tui.modes import ConnectionState, ServerClock
 
 LATENCY_MS = 100.0
 
@@ -118,3 +118,17 @@ def test_network_flags_are_checked(tmp_path: Path) -> None:
 
 def test_a_custom_link_describes_itself() -> None:
     assert custom_profile(100).describe() == "custom: 100 ms one-way"
+
+
+async def test_the_clock_estimated_through_a_link_is_still_the_servers(quiet_server: RunningServer) -> None:
+    """NTP-style through a 100 ms link: the 200 ms round trip's midpoint still lands on the server's
+    clock (the same clock here), so a delay measured over the link stays the tick's real age."""
+    link = Link(custom_profile(LATENCY_MS), seed=1)
+    try:
+        clock = ServerClock(trust_loopback=False)
+        async with httpx.AsyncClient() as http:
+            await clock.sync(http, link.through(quiet_server.url))
+        assert clock.round_trip is not None and clock.round_trip >= 2 * LATENCY_MS / 1000
+        assert abs(clock.offset) < 0.005  # a symmetric link: the halves cancel
+    finally:
+        link.close()

@@ -17,10 +17,12 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import RunningServer, start_server, until
+from tests.helpers import RunningServer, publish, start_server, until
+from tui.advisor import AdvisorData
 from tui.app import PushPullApp
 from tui.link import PROFILES, Link, custom_profile
 from tui.modes import ConnectionState, ServerClock
+from tui.theory import poll_theory
 
 LATENCY_MS = 100.0
 
@@ -94,8 +96,14 @@ async def test_the_network_key_puts_every_pane_over_the_next_profile(quiet_serve
         webhook = app.panes[2].client
         async with httpx.AsyncClient() as http:  # the server was given the relay in front of the receiver
             listed = (await http.get(f"{quiet_server.url}/api/webhooks/{webhook.webhook_id}")).json()
-        assert listed["url"] != webhook.receiver_url
-        assert link.stats().connections >= 3  # poll, sse, and the server's deliveries to the webhook
+            assert listed["url"] != webhook.receiver_url
+            before = link.stats().bytes_up
+            ticks = await publish(http, quiet_server, "RELIANCE", [2000.0])
+        await until(lambda: (t := webhook.last_tick) is not None and t.seq == ticks[0]["seq"], pilot=pilot)
+        assert link.stats().bytes_up > before  # the delivery crossed the link (and poll's asks)
+        await pilot.press("tab", "tab", "1", "5", "1", "5")  # the webhook pane to poll and back, twice
+        await until(lambda: app.panes[2].client.state is ConnectionState.LIVE, pilot=pilot)
+        await until(lambda: link.listening <= 2, pilot=pilot)  # the server's relay and the live receiver's
         for _ in range(len(PROFILES) - 1):  # round to loopback: straight to the server again
             await pilot.press("L")
         assert app.link_profile == PROFILES["loopback"] and app.link is None
@@ -109,6 +117,7 @@ def test_network_flags_are_checked(tmp_path: Path) -> None:
         (["--network", "4g", "--latency", "5"], "--network 4g sets the link's figures; leave out --latency"),
         (["--latency", "-1"], "--latency"),
         (["--bandwidth", "0"], "--bandwidth"),
+        (["--server", "https://127.0.0.1:9", "--network", "4g"], "relays plain http:// only"),
     ):
         for program in ("tui", "tui.bench"):
             done = subprocess.run([sys.executable, "-m", program, *flags], capture_output=True, text=True, timeout=30)
@@ -132,3 +141,38 @@ async def test_the_clock_estimated_through_a_link_is_still_the_servers(quiet_ser
         assert abs(clock.offset) < 0.005  # a symmetric link: the halves cancel
     finally:
         link.close()
+
+
+def test_over_a_link_the_advisor_counts_the_answers_trip() -> None:
+    """Over satellite no poll interval learns of a change within 500 ms: a round trip is 558 ms."""
+    far = AdvisorData(tick_rate=2.0, poll_interval=0.5, points=(), latency_s=0.279)
+    assert far.news_advice(500.0) == (
+        "to learn of a price change within 500 ms (p50): no poll interval does, over this link a poll's "
+        "round trip alone is 558 ms (push: 279 ms)"
+    )
+    near = AdvisorData(tick_rate=2.0, poll_interval=0.5, points=(), latency_s=0.075)
+    assert near.news_advice(500.0).endswith("poll every 0.85 s or less (0.5 s with +/-)")
+    current = far.current
+    assert current is not None and current.delay_p50_ms is not None
+    at_the_server = poll_theory(2.0, 0.558)  # polls a round trip apart, then 279 ms down
+    assert at_the_server is not None
+    assert current.delay_p50_ms == pytest.approx((at_the_server.delay_p50_s + 0.279) * 1000)
+
+
+async def test_an_export_over_a_link_names_it(quiet_server: RunningServer, tmp_path: Path) -> None:
+    app = PushPullApp(
+        quiet_server.url, modes=["sse"], stats_interval=None, link=custom_profile(LATENCY_MS), export_dir=tmp_path
+    )
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(lambda: app.panes[0].client.state is ConnectionState.LIVE, pilot=pilot)
+        await pilot.press("e")
+        await until(lambda: any(tmp_path.glob("*.json")), pilot=pilot)
+    data = exported(tmp_path)
+    assert data["network"] == "custom: 100 ms one-way" and data["latency_s"] == pytest.approx(0.1)
+    assert data["panes"][0]["server"] == quiet_server.url  # the server, not the relay
+    assert "theory_delay_p50_ms" in data["panes"][0]
+
+
+def exported(folder: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(next(folder.glob("*.json")).read_text())
+    return data

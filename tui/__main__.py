@@ -114,6 +114,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         args.link = link_profile(args)
     except ValueError as exc:
         fail(PROG, str(exc))
+    if args.link is not None and args.link.emulates and any(url.startswith("https:") for url in args.server or ()):
+        fail(PROG, "an emulated link relays plain http:// only (through it, TLS would be checked against 127.0.0.1)")
     problem = refused_with_server(args)
     if problem is not None:
         fail(PROG, problem)
@@ -184,6 +186,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
         app.run()
         join_all(EXIT_JOIN)
+        if app.link is not None:  # after its clients closed through it
+            app.link.close()
     finally:
         if embedded is not None:
             died = embedded.died

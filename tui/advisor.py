@@ -87,17 +87,20 @@ METRICS = (
 )
 
 
-def theory_figures(rate: float | None, interval: float) -> Figures | None:
-    """What theory expects of polling every `interval` s at `rate` ticks/s (None without a rate)."""
-    theory = poll_theory(rate, interval) if rate else None
+def theory_figures(rate: float | None, interval: float, latency_s: float = 0.0) -> Figures | None:
+    """What theory expects of polling every `interval` s at `rate` ticks/s over a link of one-way
+    latency `latency_s` (None without a rate): the server sees polls at least a round trip apart
+    (the client waits for each answer), and every answer travels `latency_s` more."""
+    beat = max(interval, 2 * latency_s)
+    theory = poll_theory(rate, beat) if rate else None
     if theory is None:
         return None
     return Figures(
-        delay_p50_ms=theory.delay_p50_s * 1000,
-        empty_per_minute=60 / interval * theory.empty_fraction,
+        delay_p50_ms=(theory.delay_p50_s + latency_s) * 1000,
+        empty_per_minute=60 / beat * theory.empty_fraction,
         requests_per_update=theory.requests_per_update,
         missed_fraction=theory.missed_fraction,
-        news_delay_p50_ms=theory.news_delay_p50_s * 1000,
+        news_delay_p50_ms=(theory.news_delay_p50_s + latency_s) * 1000,
     )
 
 
@@ -156,7 +159,7 @@ def pane_point(number: int, client: ModeClient) -> PanePoint:
     )
 
 
-def interval_for_delay(rate: float, target_ms: float) -> float:
+def interval_for_delay(rate: float, target_ms: float, latency_s: float = 0.0) -> float:
     """The longest poll interval whose theoretical delay p50 is at most `target_ms`, at `rate`
     ticks/s; `math.inf` when no interval exceeds it (p50 tops out near ln 2 / rate: a slow poll
     sees only the newest tick, whose age does not grow with the interval).
@@ -166,10 +169,10 @@ def interval_for_delay(rate: float, target_ms: float) -> float:
     target_s = target_ms / 1000
 
     def delay(interval: float) -> float:
-        theory = poll_theory(rate, interval)
-        if theory is None:
+        theory = theory_figures(rate, interval, latency_s)
+        if theory is None or theory.delay_p50_ms is None:
             raise ValueError(f"no theory at {rate} ticks/s")
-        return theory.delay_p50_s
+        return theory.delay_p50_ms / 1000
 
     low, high = SOLVER_RANGE
     if delay(high) <= target_s:
@@ -208,16 +211,22 @@ class AdvisorData:
     points: tuple[PanePoint, ...]
     steps: tuple[float, ...] = POLL_INTERVALS
     """The intervals the `+`/`-` keys step through."""
+    latency_s: float = 0.0
+    """The emulated link's one-way latency (`tui.link`), which every poll's answer travels."""
 
     @property
     def current(self) -> Figures | None:
         """Theory's figures at the app's interval."""
-        return theory_figures(self.tick_rate, self.poll_interval)
+        return theory_figures(self.tick_rate, self.poll_interval, self.latency_s)
 
     def curve(self, intervals: Sequence[float] | None = None) -> list[tuple[float, Figures]]:
         """Theory at each of `intervals` (the steps by default); empty without a rate."""
         rate = self.tick_rate
-        return [(i, figures) for i in intervals or self.steps if (figures := theory_figures(rate, i)) is not None]
+        return [
+            (i, figures)
+            for i in intervals or self.steps
+            if (figures := theory_figures(rate, i, self.latency_s)) is not None
+        ]
 
     @property
     def poll_points(self) -> tuple[PanePoint, ...]:
@@ -229,12 +238,20 @@ class AdvisorData:
 
     def interval_for(self, target_ms: float) -> float | None:
         """See `interval_for_delay`; None without a rate."""
-        return interval_for_delay(self.tick_rate, target_ms) if self.tick_rate else None
+        return interval_for_delay(self.tick_rate, target_ms, self.latency_s) if self.tick_rate else None
 
     def news_advice(self, target_ms: float) -> str:
         """The interval that lets a watcher learn of a price change within `target_ms` (p50), in
-        words: twice the target, whatever the tick rate (`tui.theory`: news delay)."""
-        interval = 2 * target_ms / 1000
+        words: twice the target, whatever the tick rate (`tui.theory`: news delay); over a link,
+        twice what is left of it after the answer's trip, and no interval at all when a poll's
+        round trip alone exceeds it."""
+        latency = self.latency_s
+        if target_ms / 1000 < 2 * latency:
+            return (
+                f"to learn of a price change within {fmt_ms(target_ms)} (p50): no poll interval does, over this"
+                f" link a poll's round trip alone is {fmt_ms(2000 * latency)} (push: {fmt_ms(1000 * latency)})"
+            )
+        interval = round(2 * (target_ms / 1000 - latency), 6)
         fitting = [step for step in self.steps if step <= interval * (1 + 1e-9)]
         step = f"{fitting[-1]:g} s with +/-" if fitting else "no +/- step is that fast"
         return (
@@ -249,17 +266,21 @@ class AdvisorData:
             return f"poll delay under {fmt_ms(target_ms)}: theory needs the tick rate (a few ticks first)"
         head = f"to keep poll delay p50 under {fmt_ms(target_ms)} at {fmt_rate(rate)} ticks/s"
         if math.isinf(interval):
-            top = theory_figures(rate, SOLVER_RANGE[1])
+            top = theory_figures(rate, SOLVER_RANGE[1], self.latency_s)
             return f"{head}: any interval (p50 tops out at {fmt_ms(top.delay_p50_ms if top else None)})"
         fitting = [step for step in self.steps if step <= interval]
         step = f"{fitting[-1]:g} s with +/-" if fitting else "no +/- step is that fast"
         return f"{head}: poll every {fmt_interval(interval)} or less ({step})"
 
 
-def advisor_data(clients: Sequence[ModeClient], *, tick_rate: float | None, poll_interval: float) -> AdvisorData:
-    """The advisor's data for the panes' clients (numbered from 1, in order) as they stand now."""
+def advisor_data(
+    clients: Sequence[ModeClient], *, tick_rate: float | None, poll_interval: float, latency_s: float = 0.0
+) -> AdvisorData:
+    """The advisor's data for the panes' clients (numbered from 1, in order) as they stand now,
+    over a link of one-way latency `latency_s` (0: loopback)."""
     return AdvisorData(
         tick_rate=tick_rate,
         poll_interval=poll_interval,
         points=tuple(pane_point(number, client) for number, client in enumerate(clients, start=1)),
+        latency_s=latency_s,
     )

@@ -31,6 +31,7 @@ from tui.format import server_labels
 from tui.link import PROFILES, Link, LinkProfile
 from tui.messages import AlertCrossed, ServerStatsFetched
 from tui.modes import MODES, Backoff, ConnectionState, ModeClient, ServerClock, make_client
+from tui.modes.clock import relayed_clock
 from tui.reference import ReferenceFeed
 from tui.theory import poll_theory
 from tui.timeline import Published, published_strip, window_for
@@ -207,6 +208,8 @@ class PushPullApp(App[None]):
         it is the ground truth they are measured against)."""
         self.link: Link | None = None
         """Its relays, while the profile emulates one (made at the first client)."""
+        self.custom_link = link if link is not None and link.name not in PROFILES else None
+        """A link of the user's own (`--latency`), which `L` comes back to after the named ones."""
         self.alert_book = AlertBook(alerts)
         """The price alerts watched (`--alert`, the settings file, the alerts window)."""
         self.fired: dict[AlertRule, Crossing] = {}
@@ -329,13 +332,18 @@ class PushPullApp(App[None]):
         relays = self._relays()
         options: dict[str, object] = {}
         if mode == "webhook":
-            options = {"webhook_token": self.webhook_token, "inbound": relays.through if relays else None}
+            options = {"webhook_token": self.webhook_token}
+            if relays is not None:
+                options |= {"inbound": relays.through, "release": relays.release}
+        clock = self.clock
+        if clock is None and relays is not None:  # the relay is on loopback; the server may not be
+            clock = relayed_clock(url)
         return make_client(
             mode,
             relays.through(url) if relays else url,
             symbol,
             poll_interval=self.poll_interval,
-            clock=self.clock,
+            clock=clock,
             backoff=self.backoff,
             seed=self.seed,
             **options,
@@ -621,6 +629,8 @@ class PushPullApp(App[None]):
         """Every pane onto the next network profile (their figures start afresh: two links' mixed
         would describe neither)."""
         profiles = list(PROFILES.values())
+        if self.custom_link is not None:  # (one of the user's own, from --latency: kept in the round)
+            profiles.append(self.custom_link)
         names = [profile.name for profile in profiles]
         index = names.index(self.link_profile.name) if self.link_profile.name in names else -1
         self.set_link(profiles[(index + 1) % len(profiles)])
@@ -634,7 +644,7 @@ class PushPullApp(App[None]):
             pane.replace_client()
         self.call_after_refresh(self.arrange_panes)  # (theory rows come or go)
         if old is not None:  # after the old clients had time to close (a webhook deregisters through it)
-            threading.Timer(LINK_CLOSE_AFTER, old.close).start()
+            close_later(old)
         self.notify(f"link: {profile.describe()}; figures start afresh", timeout=3)
 
     def action_reset_counters(self) -> None:
@@ -674,7 +684,7 @@ class PushPullApp(App[None]):
     def on_unmount(self) -> None:
         self.reference.stop()
         if self.link is not None:  # after the clients had time to close through it
-            threading.Timer(LINK_CLOSE_AFTER, self.link.close).start()
+            close_later(self.link)
 
     def action_details(self) -> None:
         pane = self._target_pane()
@@ -720,6 +730,8 @@ class PushPullApp(App[None]):
             symbol=self.symbol,
             tick_rate=self.theory_tick_rate(self.wall_clock()),
             poll_interval=self.poll_interval,
+            network=self.link_name,
+            latency_s=self.link_latency_s,
         )
         try:
             json_path, csv_path = write_comparison(self.export_dir, data)
@@ -738,6 +750,7 @@ class PushPullApp(App[None]):
             [pane.client for pane in self.panes],
             tick_rate=self.theory_tick_rate(self.wall_clock()),
             poll_interval=self.poll_interval,
+            latency_s=self.link_latency_s,
         )
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
@@ -788,6 +801,14 @@ MIN_CARD_WIDTH = 28
 MIN_CARD_HEIGHT = 29
 """Lines a pane card needs: border 2, title and state 2, how it works 1, price 2, timeline 4,
 every counter 17 (a webhook's one more)."""
+
+
+def close_later(link: Link) -> None:
+    """Close `link` once its clients had `LINK_CLOSE_AFTER` seconds to close through it, on a
+    daemon timer: it never holds the process at exit (`main` closes the last link itself)."""
+    timer = threading.Timer(LINK_CLOSE_AFTER, link.close)
+    timer.daemon = True
+    timer.start()
 
 
 def published_row(published: Sequence[Published], width: int, now: float, label_width: int = ROW_LABEL_WIDTH) -> Text:

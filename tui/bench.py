@@ -39,6 +39,7 @@ from tui.embedded import EmbeddedServer, EmbeddedServerError
 from tui.format import NO_VALUE
 from tui.link import Link, LinkProfile
 from tui.modes import MODES, ModeClient, make_client
+from tui.modes.clock import relayed_clock
 from tui.modes.stats import percentile
 from tui.server_figures import held_connections, requests_served
 from tui.symbols import unknown_symbol
@@ -237,6 +238,14 @@ async def run_bench(
             await asyncio.to_thread(relays.close)
 
 
+def webhook_options(token: str | None, relays: Link | None) -> dict[str, Any]:
+    """A webhook client's: its token, and with a link, the relay in front of its receiver."""
+    options: dict[str, Any] = {"webhook_token": token}
+    if relays is not None:
+        options |= {"inbound": relays.through, "release": relays.release}
+    return options
+
+
 async def measure(
     urls: list[str],
     modes: Sequence[str],
@@ -270,7 +279,8 @@ async def measure(
                     poll_interval=poll_interval,
                     keep_all_delays=True,
                     seed=i,
-                    **({"webhook_token": webhook_token, "inbound": via} if mode == "webhook" else {}),
+                    clock=relayed_clock(urls[i % len(urls)]) if relays is not None else None,
+                    **(webhook_options(webhook_token, relays) if mode == "webhook" else {}),
                 )
                 for i in range(clients)
             ]
@@ -408,6 +418,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             args.link = link_profile(args)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
+        if args.link is not None and args.link.emulates and any(u.startswith("https:") for u in args.server or ()):
+            raise UsageError("an emulated link relays plain http:// only (TLS would be checked against 127.0.0.1)")
         servers = len(args.server or ()) or 1
         if args.clients is None:
             args.clients = servers

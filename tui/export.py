@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tui.modes import ModeClient
-from tui.theory import poll_theory
+from tui.theory import mode_theory, poll_theory
 
 __all__ = ["COLUMNS", "comparison", "pane_figures", "write_comparison"]
 
@@ -28,6 +28,7 @@ COLUMNS = (
     "pane", "mode", "server", "state", "delay_p50_ms", "delay_p95_ms", "updates", "missed", "missed_fraction",
     "replayed", "duplicates", "requests", "empty_responses", "requests_per_update", "wire_bytes",
     "wire_bytes_per_update", "payload_bytes", "connections", "reconnects", "gaps",
+    "theory_delay_p50_ms", "theory_requests_per_update", "theory_missed_fraction",
 )  # fmt: skip
 """The CSV's columns, in order; the JSON's panes have the same keys."""
 
@@ -71,16 +72,33 @@ def comparison(
     tick_rate: float | None,
     poll_interval: float,
     now: float | None = None,
+    network: str | None = None,
+    latency_s: float = 0.0,
 ) -> dict[str, Any]:
-    """Everything the comparison shows: each (client, server) pane's figures, and polling's theory
-    at `tick_rate` (ticks/s) and `poll_interval` (s), when the rate is known."""
+    """Everything the comparison shows: each (client, server) pane's figures with what theory
+    expects of its mode over the link (`mode_theory`, one-way latency `latency_s`; `network` names
+    the link), and polling's theory at the server at `tick_rate` (ticks/s) and `poll_interval` (s),
+    when the rate is known."""
     theory = poll_theory(tick_rate, poll_interval) if tick_rate else None
+    rows = []
+    for number, (client, server) in enumerate(panes, start=1):
+        row = pane_figures(number, client, server)
+        expected = (
+            mode_theory(client.mode, tick_rate, interval=poll_interval, latency_s=latency_s) if tick_rate else None
+        )
+        delay = expected.delay_p50_s if expected is not None else None
+        row["theory_delay_p50_ms"] = None if delay is None else round(delay * 1000, 3)
+        row["theory_requests_per_update"] = None if expected is None else round(expected.requests_per_update, 4)
+        row["theory_missed_fraction"] = None if expected is None else round(expected.missed_fraction, 4)
+        rows.append(row)
     return {
         "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(now)),
         "symbol": symbol,
         "tick_rate": tick_rate,
         "poll_interval_s": poll_interval,
-        "panes": [pane_figures(number, client, server) for number, (client, server) in enumerate(panes, start=1)],
+        "network": network,
+        "latency_s": latency_s,
+        "panes": rows,
         "poll_theory": {name: round(value, 6) for name, value in asdict(theory).items()} if theory else None,
     }
 

@@ -80,7 +80,7 @@ class Link:
         self._counters = Counters()
         self._lock = threading.Lock()
         self._ports: dict[tuple[str, int], int] = {}
-        self._servers: list[asyncio.Server] = []
+        self._servers: dict[tuple[str, int], asyncio.Server] = {}
         self._connections: set[asyncio.Task[None]] = set()
         self._closed = False
         self._loop = asyncio.new_event_loop()
@@ -136,6 +136,27 @@ class Link:
         netloc = f"{userinfo}@127.0.0.1:{relay_port}" if userinfo else f"127.0.0.1:{relay_port}"
         return urlunsplit(parts._replace(netloc=netloc))
 
+    def release(self, url: str) -> None:
+        """Stop relaying to `url`'s host and port (a webhook receiver that closed: its port will not
+        come back), so relays do not pile up; connections already open end on their own."""
+        parts = urlsplit(url)
+        target = (parts.hostname or "", parts.port or DEFAULT_PORTS.get(parts.scheme, 0))
+        with self._lock:
+            if self._closed or self._ports.pop(target, None) is None:
+                return
+        with contextlib.suppress(RuntimeError):  # (the loop closed in between)
+            self._loop.call_soon_threadsafe(self._stop_listening, target)
+
+    def _stop_listening(self, target: tuple[str, int]) -> None:
+        server = self._servers.pop(target, None)
+        if server is not None:
+            server.close()
+
+    @property
+    def listening(self) -> int:
+        """Relays listening now (one per target)."""
+        return len(self._ports)
+
     def close(self) -> None:
         """Stop every relay and the thread: listening sockets close (a connect is refused), open
         connections are aborted. Idempotent."""
@@ -173,12 +194,12 @@ class Link:
                 await self._relay(target, reader, writer)
 
         server = await asyncio.start_server(serve, "127.0.0.1", 0)
-        self._servers.append(server)
+        self._servers[target] = server
         port: int = server.sockets[0].getsockname()[1]
         return port
 
     async def _shut_down(self) -> None:
-        for server in self._servers:
+        for server in self._servers.values():
             server.close()
         connections = list(self._connections)
         for task in connections:

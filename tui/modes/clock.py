@@ -95,3 +95,10 @@ def is_loopback(url: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def relayed_clock(server_url: str) -> ServerClock:
+    """A clock for a client that reaches `server_url` through a relay on this machine (an emulated
+    link, `tui.link`): the relay's address is loopback, so the clock trusts loopback only when the
+    server itself is on this machine; a remote server's offset is estimated, through the link."""
+    return ServerClock(trust_loopback=is_loopback(server_url))

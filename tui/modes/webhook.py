@@ -61,13 +61,16 @@ class WebhookClient(ModeClient):
         *,
         webhook_token: str | None = None,
         inbound: Callable[[str], str] | None = None,
+        release: Callable[[str], None] | None = None,
         **options: Any,
     ) -> None:
         super().__init__(server_url, symbol, **options)
-        self.webhook_token = webhook_token
         self.inbound = inbound
         """What the server is told to call instead of the receiver itself: an emulated link's
         relay in front of it (`tui.link`), so deliveries cross the link too. None: the receiver."""
+        self.release = release
+        """Told the receiver's URL when it closes, so the link stops relaying to it."""
+        self.webhook_token = webhook_token
         """Sent as a bearer token when registering (a server with `--webhook-token` needs it)."""
         self.request_deadline = REQUEST_DEADLINE
         """Seconds one of our own requests to the server may take in all, its answer included."""
@@ -118,6 +121,8 @@ class WebhookClient(ModeClient):
             if handlers:
                 await asyncio.wait([task for task, _ in handlers], timeout=2.0)
             await self._deregister()
+            if self.release is not None:
+                self.release(self.receiver_url)
 
     async def _watch_registration(self) -> None:
         """Return (so `run()` re-registers) when the server forgets or disables us. While its

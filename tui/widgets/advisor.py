@@ -142,7 +142,7 @@ def younger(data: AdvisorData) -> str:
     under ln 2 / rate at any interval (a poll brings only the newest tick)."""
     rate, target = data.tick_rate, DELAY_TARGETS_MS[-1]
     interval = data.interval_for(target)
-    ceiling = theory_figures(rate, SOLVER_RANGE[1]) if rate else None
+    ceiling = theory_figures(rate, SOLVER_RANGE[1], data.latency_s) if rate else None
     if interval is not None and math.isinf(interval) and ceiling is not None:
         return (
             f"the ticks a poll brings are younger: delay p50 under {fmt_ms(ceiling.delay_p50_ms)} "

@@ -90,7 +90,8 @@ class Pane(Vertical, can_focus=True):
         self.symbol = symbol
         self.client: ModeClient = make_client(mode, symbol)
         self.server_url = server_url
-        """The server this pane's clients talk to (through an emulated link's relay, if one is in force)."""
+        """The server this pane watches: its real URL (with an emulated link the client's own URL is
+        the link's relay, on this machine)."""
         self.link_name: str | None = None
         """The emulated link in force (`tui.link`), named on the pane; None: straight to the server."""
         self.server_label = server_label

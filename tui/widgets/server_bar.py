@@ -48,9 +48,9 @@ class ServerBar(Static):
         self.labels = list(labels) or self.names
         """Each server's short name, with several (`:8101`)."""
         self.embedded = embedded
-        self.readings: dict[str, tuple[dict[str, Any] | None, str | None]] = {}
         self.link: str | None = None
         """The emulated link the panes talk over (`tui.link`), in short; None: straight to the server."""
+        self.readings: dict[str, tuple[dict[str, Any] | None, str | None]] = {}
         """Each server's last `/api/stats` answer, or why there was none."""
 
     @property

@@ -91,7 +91,7 @@ async def test_the_network_key_puts_every_pane_over_the_next_profile(quiet_serve
         assert link is not None
         relayed = {p.client.server_url for p in app.panes}
         assert len(relayed) == 1 and relayed != {quiet_server.url}  # all through the relay
-        assert "over lan: " in str(app.server_bar.render())
+        assert "over lan · " in str(app.server_bar.render())
         assert all(p.link_name == "lan" for p in app.panes)
         webhook = app.panes[2].client
         async with httpx.AsyncClient() as http:  # the server was given the relay in front of the receiver
@@ -176,3 +176,12 @@ async def test_an_export_over_a_link_names_it(quiet_server: RunningServer, tmp_p
 def exported(folder: Path) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(next(folder.glob("*.json")).read_text())
     return data
+
+
+async def test_the_bar_names_the_link_at_80_columns(quiet_server: RunningServer) -> None:
+    app = PushPullApp(quiet_server.url, modes=["sse"], stats_interval=None, link=PROFILES["4g"])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(lambda: app.panes[0].client.state is ConnectionState.LIVE, pilot=pilot)
+        shown = str(app.server_bar.render())
+        assert "over 4g" in shown  # the details give way to the width, the name never does
+        assert len(shown) <= 78

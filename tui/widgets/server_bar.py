@@ -81,8 +81,9 @@ class ServerBar(Static):
 
     def show_readings(self) -> None:
         parts = self._one_server() if len(self.server_urls) == 1 else self._servers()
-        if self.link is not None:  # (the panes' figures mean nothing without it: kept long)
-            parts.insert(2, (1, Text(f"over {self.link}", "bold magenta")))
+        if self.link is not None:  # its name kept at any width (the panes' figures mean nothing without it)
+            name, _, detail = self.link.partition(": ")
+            parts[2:2] = [(0, Text(f"over {name}", "bold magenta")), (2, Text(detail, "magenta"))]
         self.update(fit_parts(parts, self.content_size.width or 80), layout=False)  # always one line
 
     def _one_server(self) -> list[tuple[int, Text]]:

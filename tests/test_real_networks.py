@@ -7,7 +7,10 @@ scheduling noise, so the bands below hold on a shared machine; nothing here time
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
+import logging
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,7 +25,7 @@ from tui.advisor import AdvisorData
 from tui.app import PushPullApp
 from tui.link import PROFILES, Link, custom_profile
 from tui.modes import ConnectionState, ServerClock
-from tui.theory import poll_theory
+from tui.theory import poll_theory, poll_theory_over
 
 LATENCY_MS = 100.0
 
@@ -185,3 +188,33 @@ async def test_the_bar_names_the_link_at_80_columns(quiet_server: RunningServer)
         shown = str(app.server_bar.render())
         assert "over 4g" in shown  # the details give way to the width, the name never does
         assert len(shown) <= 78
+
+
+async def test_switching_links_closes_every_websocket_cleanly(
+    quiet_server: RunningServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A switch asks each old client to stop, then to stop again as the new one starts; a second
+    cancel cut short a WebSocket's close handshake (a round trip over the link), and asyncio
+    reported the pending task and generator it left behind."""
+    app = PushPullApp(quiet_server.url, modes=["ws", "ws", "sse"], stats_interval=None, link=PROFILES["4g"])
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        async with app.run_test(size=(160, 45)) as pilot:
+            for _ in range(3):
+                await until(lambda: all(p.client.state is ConnectionState.LIVE for p in app.panes), pilot=pilot)
+                await pilot.press("L")
+            await pilot.pause(1.0)  # (the last clients close through their link)
+        await asyncio.sleep(1.0)
+        gc.collect()  # a task left pending is reported only when it is collected
+    assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
+
+
+def test_polling_theory_over_a_link_is_the_servers_plus_the_answers_trip() -> None:
+    """What help, the advisor and an export say of polling over satellite at a 0.1 s interval:
+    polls come a round trip (0.558 s) apart, and each answer travels 279 ms more."""
+    over = poll_theory_over(2.0, 0.1, 0.279)
+    at_the_server = poll_theory(2.0, 0.558)
+    assert over is not None and at_the_server is not None
+    assert over.delay_p50_s == pytest.approx(at_the_server.delay_p50_s + 0.279)
+    assert over.requests_per_update == at_the_server.requests_per_update
+    assert over.missed_fraction == at_the_server.missed_fraction
+    assert poll_theory_over(2.0, 0.5, 0.0) == poll_theory(2.0, 0.5)

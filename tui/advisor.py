@@ -22,7 +22,7 @@ from tui.defaults import POLL_INTERVALS
 from tui.export import pane_figures
 from tui.format import fmt_ms, fmt_percent, fmt_rate, fmt_ratio
 from tui.modes import ModeClient
-from tui.theory import poll_theory
+from tui.theory import poll_theory_over
 
 __all__ = [
     "DELAY_TARGETS_MS",
@@ -91,16 +91,15 @@ def theory_figures(rate: float | None, interval: float, latency_s: float = 0.0) 
     """What theory expects of polling every `interval` s at `rate` ticks/s over a link of one-way
     latency `latency_s` (None without a rate): the server sees polls at least a round trip apart
     (the client waits for each answer), and every answer travels `latency_s` more."""
-    beat = max(interval, 2 * latency_s)
-    theory = poll_theory(rate, beat) if rate else None
+    theory = poll_theory_over(rate, interval, latency_s) if rate else None
     if theory is None:
         return None
     return Figures(
-        delay_p50_ms=(theory.delay_p50_s + latency_s) * 1000,
-        empty_per_minute=60 / beat * theory.empty_fraction,
+        delay_p50_ms=theory.delay_p50_s * 1000,
+        empty_per_minute=60 / max(interval, 2 * latency_s) * theory.empty_fraction,
         requests_per_update=theory.requests_per_update,
         missed_fraction=theory.missed_fraction,
-        news_delay_p50_ms=(theory.news_delay_p50_s + latency_s) * 1000,
+        news_delay_p50_ms=theory.news_delay_p50_s * 1000,
     )
 
 

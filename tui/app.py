@@ -33,7 +33,7 @@ from tui.messages import AlertCrossed, ServerStatsFetched
 from tui.modes import MODES, Backoff, ConnectionState, ModeClient, ServerClock, make_client
 from tui.modes.clock import relayed_clock
 from tui.reference import ReferenceFeed
-from tui.theory import poll_theory
+from tui.theory import poll_theory_over
 from tui.timeline import Published, published_strip, window_for
 from tui.widgets import (
     AdvisorScreen,
@@ -694,8 +694,11 @@ class PushPullApp(App[None]):
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
             rate = self.theory_tick_rate(self.wall_clock())
-            theory = poll_theory(rate, self.poll_interval) if rate else None
+            latency = self.link_latency_s
+            theory = poll_theory_over(rate, self.poll_interval, latency) if rate else None
             expectation = theory.sentence(rate, self.poll_interval) if theory and rate else None
+            if expectation and latency > 0:
+                expectation += f", over the {self.link_profile.name} link ({1000 * latency:g} ms each way)"
             self.push_screen(
                 HelpScreen(self.KEY_HELP, expectation[:1].upper() + expectation[1:] if expectation else None)
             )

@@ -88,7 +88,7 @@ def add_link_options(parser: argparse.ArgumentParser) -> None:
     """`--network NAME`, or a link of one's own with `--latency` / `--jitter` / `--bandwidth`."""
     from tui.link import PROFILES
 
-    group = parser.add_argument_group("network (an emulated link between the panes' clients and the server)")
+    group = parser.add_argument_group("network (an emulated link between the mode clients and the server)")
     group.add_argument(
         "--network",
         choices=list(PROFILES),

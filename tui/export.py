@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tui.modes import ModeClient
-from tui.theory import mode_theory, poll_theory
+from tui.theory import mode_theory, poll_theory_over
 
 __all__ = ["COLUMNS", "comparison", "pane_figures", "write_comparison"]
 
@@ -79,7 +79,7 @@ def comparison(
     expects of its mode over the link (`mode_theory`, one-way latency `latency_s`; `network` names
     the link), and polling's theory at the server at `tick_rate` (ticks/s) and `poll_interval` (s),
     when the rate is known."""
-    theory = poll_theory(tick_rate, poll_interval) if tick_rate else None
+    theory = poll_theory_over(tick_rate, poll_interval, latency_s) if tick_rate else None
     rows = []
     for number, (client, server) in enumerate(panes, start=1):
         row = pane_figures(number, client, server)

@@ -103,8 +103,12 @@ class ClientThread:
                 _threads.discard(threading.current_thread())
 
     def stop(self) -> None:
-        """Ask the client to end (it closes its connection); returns at once."""
+        """Ask the client to end (it closes its connection); returns at once. Asking again does
+        nothing: a second cancel would cut short the client's own closing (a WebSocket's close
+        handshake), leaving its loop to be closed with the connection still open."""
         with self._lock:
+            if self._stop_requested.is_set():
+                return
             self._stop_requested.set()
             loop, task = self._loop, self._task
             if loop is not None and task is not None:

@@ -21,7 +21,7 @@ per round trip. `tests/test_theory.py` holds each to a simulation of the protoco
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal, localcontext
 from functools import lru_cache
 
@@ -49,6 +49,21 @@ class PollTheory:
             f"(nothing new), {self.requests_per_update:.2f} requests per update and "
             f"{100 * self.missed_fraction:.0f}% of ticks never seen"
         )
+
+
+def poll_theory_over(rate: float, interval: float, latency_s: float) -> PollTheory | None:
+    """`poll_theory` over a link of one-way latency `latency_s`: the client waits for each answer,
+    so the server sees polls at least a round trip apart, and every answer travels `latency_s`
+    more (delays grow by it; the rest is polling's at the server)."""
+    beat = max(interval, 2 * latency_s)
+    theory = poll_theory(rate, beat)
+    if theory is None or latency_s <= 0:
+        return theory
+    return replace(
+        theory,
+        delay_p50_s=theory.delay_p50_s + latency_s,
+        news_delay_p50_s=theory.news_delay_p50_s + latency_s,
+    )
 
 
 def poll_theory(rate: float, interval: float) -> PollTheory | None:

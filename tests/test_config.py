@@ -14,6 +14,7 @@ from tui.__main__ import parse_args
 from tui.alerts import parse_rule
 from tui.app import PushPullApp
 from tui.config import load, save
+from tui.link import PROFILES
 
 WAIT = 20.0
 
@@ -57,7 +58,10 @@ def test_without_config_the_file_is_found_in_the_users_config_folder(
     ("text", "says"),
     [
         ("symbol = ", "not valid TOML"),
-        ('colour = "red"\n', "unknown key 'colour' (known: server, symbol, modes, poll_interval, theme, alerts)"),
+        (
+            'colour = "red"\n',
+            "unknown key 'colour' (known: server, symbol, modes, poll_interval, theme, network, alerts)",
+        ),
         ('server = "ftp://x"\n', "key 'server': invalid server URL 'ftp://x'"),
         ("server = [1, 2]\n", "key 'server': expected a string or a list of strings"),
         ('modes = ["poll", "smoke"]\n', "key 'modes': unknown mode(s) smoke"),
@@ -69,6 +73,7 @@ def test_without_config_the_file_is_found_in_the_users_config_folder(
         ("alerts = [1320]\n", "key 'alerts': expected a list of rules"),
         ('alerts = ["TCS<3500", "RELIANCE=1320"]\n', "key 'alerts': invalid alert 'RELIANCE=1320': no >, < or %"),
         ('alerts = ["INFY%200"]\n', "key 'alerts': invalid alert 'INFY%200': a percentage must be above 0"),
+        ('network = "moon"\n', "key 'network': unknown network 'moon': choose from loopback, lan, broadband, 4g"),
     ],
 )
 def test_a_bad_file_is_one_line_naming_the_key_and_exit_2(
@@ -111,6 +116,7 @@ async def test_w_saves_the_layout_and_a_restart_reads_it_back(shared_server: Run
         "theme": "nord",
         "server": [shared_server.url],
         "alerts": [],
+        "network": "loopback",
     }
     args = parse_args(["--config", str(path)])
     assert (args.modes, args.poll_interval, args.theme, args.server) == (
@@ -142,3 +148,12 @@ def test_alerts_are_saved_as_their_canonical_text_and_read_back(tmp_path: Path) 
     with pytest.raises(ValueError, match="invalid alert 'RELIANCE'"):
         save(path, {"alerts": ["RELIANCE"]})
     assert load(path).values == {"alerts": []}  # (a refused save leaves the file as it was)
+
+
+def test_the_files_network_is_the_default_and_a_link_of_ones_own_wins(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('network = "4g"\n')
+    assert parse_args(["--config", str(path)]).link == PROFILES["4g"]
+    assert parse_args(["--config", str(path), "--network", "satellite"]).link == PROFILES["satellite"]
+    own = parse_args(["--config", str(path), "--latency", "40"]).link  # (not refused as --network with --latency)
+    assert own is not None and own.name == "custom" and own.latency_ms == 40

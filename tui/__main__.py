@@ -110,6 +110,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     # back only the flags' ones. (Kept out of set_defaults: `append` would add to that list too,
     # but only by an argparse detail, and a rule given twice would be held twice.)
     args.alerts = list(dict.fromkeys([*saved_alerts, *(args.alerts or [])]))
+    own_figures = any(value is not None for value in (args.latency, args.jitter, args.bandwidth))
+    if own_figures and "network" in defaults and not any(a.split("=")[0] == "--network" for a in argv):
+        args.network = None  # a link of one's own on the command line wins over the file's named one
     try:
         args.link = link_profile(args)
     except ValueError as exc:

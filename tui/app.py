@@ -136,7 +136,7 @@ class PushPullApp(App[None]):
         ("p", "pause / resume receiving (push modes resume from their cursor)"),
         ("a / x", "add a pane / remove the focused pane"),
         ("Enter / d", "every counter of the focused pane"),
-        ("w", "save the symbol, panes, poll interval, alerts and theme to the config file"),
+        ("w", "save the symbol, panes, interval, alerts, theme and network to the config file"),
         ("e", "export the comparison (every pane's figures, and theory) to CSV and JSON"),
         ("? / F1", "this help"),
         ("Ctrl+P", "command palette: every action above by name"),
@@ -719,6 +719,8 @@ class PushPullApp(App[None]):
         }
         if not self.embedded:
             settings["server"] = list(self.server_urls)
+        if self.link_profile.name in PROFILES:  # (a link of one's own is the flags' to give)
+            settings["network"] = self.link_profile.name
         try:
             save_config(path, settings)
         except OSError as exc:

@@ -14,6 +14,7 @@ Example:
     poll_interval = 0.5
     theme = "nord"
     alerts = ["RELIANCE>1320", "INFY%2"]  # `--alert` flags add to these
+    network = "4g"                        # a link profile (`tui.link`); a `--latency` of one's own wins
 """
 
 from __future__ import annotations
@@ -81,12 +82,21 @@ def _alerts(value: Any) -> list[AlertRule]:
     return [parse_rule(item) for item in value]
 
 
+def _network(value: Any) -> str:
+    from tui.link import PROFILES
+
+    if not isinstance(value, str) or value not in PROFILES:
+        raise argparse.ArgumentTypeError(f"unknown network {value!r}: choose from {', '.join(PROFILES)}")
+    return value
+
+
 KEYS: dict[str, Callable[[Any], Any]] = {
     "server": lambda value: server_urls(_text_list(value)),
     "symbol": _symbol,
     "modes": lambda value: mode_list(_text_list(value)),
     "poll_interval": _poll_interval,
     "theme": _theme,
+    "network": _network,
     "alerts": _alerts,
 }
 """Every key the file may hold, and how its value is checked (as the matching flag checks it)."""

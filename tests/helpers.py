@@ -314,7 +314,7 @@ async def raw_peer(
     async def guarded(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             await handle(reader, writer)
-        except (asyncio.IncompleteReadError, ConnectionError):
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):  # (cancelled: the loop ends)
             pass
         finally:
             writer.close()

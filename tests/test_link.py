@@ -14,37 +14,18 @@ import statistics
 import struct
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 import httpx
 import pytest
 
-from tests.helpers import RunningServer, until
+from tests.helpers import RunningServer, raw_peer, until
 from tui.link import PROFILES, QUEUE_LIMIT, Link, LinkProfile, custom_profile
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 SLACK_MS = 15.0
 """How late a median round trip may be on a busy machine."""
-
-
-@contextlib.asynccontextmanager
-async def peer(handle: Handler) -> AsyncIterator[str]:
-    """A raw TCP server on loopback serving each connection with `handle`; yields its URL."""
-
-    async def guarded(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            await handle(reader, writer)
-        except (ConnectionError, asyncio.CancelledError):  # cancelled: the test's loop ends
-            pass
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(guarded, "127.0.0.1", 0)
-    try:
-        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    finally:
-        server.close()
 
 
 async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -155,7 +136,7 @@ def test_through_rewrites_the_address_and_keeps_the_rest(link_factory: LinkFacto
 
 async def test_a_round_trip_through_the_relay_takes_twice_the_one_way_latency(link_factory: LinkFactory) -> None:
     link = link_factory(custom_profile(50))
-    async with peer(echo) as url:
+    async with raw_peer(echo) as url:
         trips = await round_trips(link.through(url), 10)
     assert min(trips) >= 100.0, trips
     assert statistics.median(trips) <= 100.0 + SLACK_MS, trips
@@ -164,7 +145,7 @@ async def test_a_round_trip_through_the_relay_takes_twice_the_one_way_latency(li
 async def test_a_link_with_no_latency_adds_only_a_few_milliseconds(link_factory: LinkFactory) -> None:
     """About 0.05 ms measured here; the bound leaves room for a busy machine's wake-ups."""
     link = link_factory(PROFILES["loopback"])
-    async with peer(echo) as url:
+    async with raw_peer(echo) as url:
         direct = statistics.median(await round_trips(url, 40))
         relayed = statistics.median(await round_trips(link.through(url), 40))
     assert relayed - direct < 5.0, (direct, relayed)
@@ -182,7 +163,7 @@ async def test_a_new_connection_pays_a_handshake_round_trip_before_its_first_ans
         writer.write(data)
         await echo(reader, writer)
 
-    async with peer(timed_echo) as url:
+    async with raw_peer(timed_echo) as url:
         relayed = link.through(url)
         started = time.perf_counter()
         reader, writer = await asyncio.open_connection("127.0.0.1", port_of(relayed))
@@ -206,7 +187,7 @@ async def test_a_server_that_speaks_first_is_heard_after_the_handshake(link_fact
         await reader.read()
 
     link = link_factory(custom_profile(50))
-    async with peer(greet) as url:
+    async with raw_peer(greet) as url:
         relayed = link.through(url)
         started = time.perf_counter()
         reader, writer = await asyncio.open_connection("127.0.0.1", port_of(relayed))
@@ -219,7 +200,7 @@ async def test_a_server_that_speaks_first_is_heard_after_the_handshake(link_fact
 async def test_jitter_never_reorders_bytes(link_factory: LinkFactory) -> None:
     link = link_factory(custom_profile(2, jitter_ms=8), seed=7)
     lines = [f"{n:05d}\n".encode() for n in range(1000)]
-    async with peer(echo) as url:
+    async with raw_peer(echo) as url:
         reader, writer = await asyncio.open_connection("127.0.0.1", port_of(link.through(url)))
         for burst in range(0, 1000, 10):
             writer.write(b"".join(lines[burst : burst + 10]))
@@ -235,7 +216,7 @@ async def test_the_same_seed_draws_the_same_stalls(link_factory: LinkFactory) ->
     """With a 50% chance each way of a 40 ms stall, each round trip takes 0, 40 or 80 ms more."""
     lossy = LinkProfile("lossy", 0, stall_chance=0.5, stall_ms=40)
     patterns = []
-    async with peer(echo) as url:
+    async with raw_peer(echo) as url:
         for seed in (3, 3, 4):
             trips = await round_trips(link_factory(lossy, seed=seed).through(url), 10)
             patterns.append([round(trip / 40) for trip in trips])
@@ -246,7 +227,7 @@ async def test_the_same_seed_draws_the_same_stalls(link_factory: LinkFactory) ->
 
 async def test_a_new_profile_applies_to_an_open_connection(link_factory: LinkFactory) -> None:
     link = link_factory(custom_profile(0))
-    async with peer(echo) as url:
+    async with raw_peer(echo) as url:
         reader, writer = await asyncio.open_connection("127.0.0.1", port_of(link.through(url)))
         await round_trip(reader, writer)
         link.profile = custom_profile(30)
@@ -263,7 +244,7 @@ async def test_a_bandwidth_cap_spreads_a_transfer_over_time(link_factory: LinkFa
         await writer.drain()
 
     link = link_factory(custom_profile(0, bandwidth_kbit=512))
-    async with peer(send_64k) as url:
+    async with raw_peer(send_64k) as url:
         started = time.perf_counter()
         reader, writer = await asyncio.open_connection("127.0.0.1", port_of(link.through(url)))
         received = await asyncio.wait_for(reader.read(), 20)
@@ -284,7 +265,7 @@ async def test_a_receiver_that_never_reads_stops_the_sender_and_the_relay_stays_
         await asyncio.sleep(30)
 
     link = link_factory(custom_profile(0), queue_limit=limit)
-    async with peer(never_read) as url:
+    async with raw_peer(never_read) as url:
         _, writer = await asyncio.open_connection("127.0.0.1", port_of(link.through(url)))
         await asyncio.wait_for(connected.wait(), 5)
         block = bytes(1 << 20)
@@ -313,7 +294,7 @@ async def test_a_half_closed_request_still_gets_its_whole_answer(link_factory: L
         await writer.drain()
 
     link = link_factory(custom_profile(5))
-    async with peer(http10) as url:
+    async with raw_peer(http10) as url:
         reader, writer = await asyncio.open_connection("127.0.0.1", port_of(link.through(url)))
         writer.write(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
         writer.write_eof()
@@ -334,7 +315,7 @@ async def test_the_server_sees_the_client_leave_as_it_left(link_factory: LinkFac
             seen.set_result("reset")
 
     link = link_factory(custom_profile(5))
-    async with peer(watch) as url:
+    async with raw_peer(watch) as url:
         reader, writer = await asyncio.open_connection("127.0.0.1", port_of(link.through(url)))
         await round_trip(reader, writer)
         if ending == "reset":
@@ -348,7 +329,7 @@ async def test_the_server_sees_the_client_leave_as_it_left(link_factory: LinkFac
 
 async def test_through_from_another_thread_and_close_ends_every_relay() -> None:
     link = Link(custom_profile(1))
-    async with peer(echo) as url:
+    async with raw_peer(echo) as url:
         relayed: list[str] = []
         caller = threading.Thread(target=lambda: relayed.append(link.through(url)))
         caller.start()

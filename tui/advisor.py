@@ -22,7 +22,7 @@ from tui.defaults import POLL_INTERVALS
 from tui.export import pane_figures
 from tui.format import fmt_ms, fmt_percent, fmt_rate, fmt_ratio
 from tui.modes import ModeClient
-from tui.theory import poll_theory_over
+from tui.theory import poll_beat, poll_theory_over
 
 __all__ = [
     "DELAY_TARGETS_MS",
@@ -96,7 +96,7 @@ def theory_figures(rate: float | None, interval: float, latency_s: float = 0.0) 
         return None
     return Figures(
         delay_p50_ms=theory.delay_p50_s * 1000,
-        empty_per_minute=60 / max(interval, 2 * latency_s) * theory.empty_fraction,
+        empty_per_minute=60 / poll_beat(interval, latency_s) * theory.empty_fraction,
         requests_per_update=theory.requests_per_update,
         missed_fraction=theory.missed_fraction,
         news_delay_p50_ms=theory.news_delay_p50_s * 1000,

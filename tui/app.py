@@ -29,9 +29,9 @@ from tui.desktop import notify_desktop
 from tui.export import comparison, write_comparison
 from tui.format import server_labels
 from tui.link import PROFILES, Link, LinkProfile
+from tui.link.clients import through_link
 from tui.messages import AlertCrossed, ServerStatsFetched
 from tui.modes import MODES, Backoff, ConnectionState, ModeClient, ServerClock, make_client
-from tui.modes.clock import relayed_clock
 from tui.reference import ReferenceFeed
 from tui.theory import poll_theory_over
 from tui.timeline import Published, published_strip, window_for
@@ -49,6 +49,7 @@ from tui.widgets import (
     WatchlistScreen,
 )
 from tui.widgets.alerts import suggested_rule
+from tui.widgets.comparison import theory_shown
 from tui.widgets.key_bar import KeyBar, KeyHint, key_hints
 from tui.widgets.pane import ROW_LABEL_WIDTH, server_column_width
 
@@ -303,7 +304,7 @@ class PushPullApp(App[None]):
 
     def theory_rows(self, panes: list[Pane]) -> int:
         """Lines of theory the comparison shows: under every poll pane, and every pane over a link."""
-        return len(panes) if self.link_latency_s > 0 else sum(pane.mode == "poll" for pane in panes)
+        return sum(theory_shown(pane.mode, self.link_latency_s) for pane in panes)
 
     @property
     def link_name(self) -> str | None:
@@ -328,25 +329,13 @@ class PushPullApp(App[None]):
     def make_client(self, mode: str, symbol: str, server_url: str | None = None) -> ModeClient:
         """A client for a pane: through the link's relay when a link is emulated (a webhook's
         deliveries too: the server is given the relay in front of its receiver)."""
-        url = server_url or self.server_url
-        relays = self._relays()
-        options: dict[str, object] = {}
+        target, options = through_link(self._relays(), mode, server_url or self.server_url)
+        if self.clock is not None:  # (an injected one wins: tests)
+            options["clock"] = self.clock
         if mode == "webhook":
-            options = {"webhook_token": self.webhook_token}
-            if relays is not None:
-                options |= {"inbound": relays.through, "release": relays.release}
-        clock = self.clock
-        if clock is None and relays is not None:  # the relay is on loopback; the server may not be
-            clock = relayed_clock(url)
+            options["webhook_token"] = self.webhook_token
         return make_client(
-            mode,
-            relays.through(url) if relays else url,
-            symbol,
-            poll_interval=self.poll_interval,
-            clock=clock,
-            backoff=self.backoff,
-            seed=self.seed,
-            **options,
+            mode, target, symbol, poll_interval=self.poll_interval, backoff=self.backoff, seed=self.seed, **options
         )
 
     @property

@@ -9,11 +9,12 @@ server i mod n, and the server figures are read from each: summed, and per insta
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +39,8 @@ from tui.defaults import DEFAULT_SYMBOL
 from tui.embedded import EmbeddedServer, EmbeddedServerError
 from tui.format import NO_VALUE
 from tui.link import Link, LinkProfile
+from tui.link.clients import through_link
 from tui.modes import MODES, ModeClient, make_client
-from tui.modes.clock import relayed_clock
 from tui.modes.stats import percentile
 from tui.server_figures import held_connections, requests_served
 from tui.symbols import unknown_symbol
@@ -226,66 +227,25 @@ async def run_bench(
     link (`tui.link`; webhooks' deliveries too). Theory beside each mode is for a link of one-way
     latency `latency_s` (by default the link's; 0 on loopback)."""
     urls = [urls] if isinstance(urls, str) else list(urls)
-    relays = Link(link, seed=0) if link is not None and link.emulates else None
     if latency_s is None:
-        latency_s = link.latency_ms / 1000 if relays is not None and link is not None else 0.0
-    try:
-        return await measure(
-            urls, modes, clients, duration, poll_interval, symbol, console, webhook_token, latency_s, relays, link
-        )
-    finally:
-        if relays is not None:
-            await asyncio.to_thread(relays.close)
-
-
-def webhook_options(token: str | None, relays: Link | None) -> dict[str, Any]:
-    """A webhook client's: its token, and with a link, the relay in front of its receiver."""
-    options: dict[str, Any] = {"webhook_token": token}
-    if relays is not None:
-        options |= {"inbound": relays.through, "release": relays.release}
-    return options
-
-
-async def measure(
-    urls: list[str],
-    modes: Sequence[str],
-    clients: int,
-    duration: float,
-    poll_interval: float,
-    symbol: str,
-    console: Console,
-    webhook_token: str | None,
-    latency_s: float,
-    relays: Link | None,
-    link: LinkProfile | None,
-) -> dict[str, Any]:
-    """`run_bench`'s run, with the link's relays (if any) open around it."""
-
-    def via(url: str) -> str:
-        return relays.through(url) if relays is not None else url
-
-    async with httpx.AsyncClient(timeout=10.0) as http:
+        latency_s = link.latency_ms / 1000 if link is not None and link.emulates else 0.0
+    async with open_link(link) as relays, httpx.AsyncClient(timeout=10.0) as http:
         before = [await server_stats(http, url) for url in urls]
         for url in urls:
             problem = await unknown_symbol(http, url, symbol)
             if problem is not None:
                 raise UsageError(problem if len(urls) == 1 else f"{url}: {problem}")
-        by_mode = {
-            mode: [
-                make_client(
-                    mode,
-                    via(urls[i % len(urls)]),
-                    symbol,
-                    poll_interval=poll_interval,
-                    keep_all_delays=True,
-                    seed=i,
-                    clock=relayed_clock(urls[i % len(urls)]) if relays is not None else None,
-                    **(webhook_options(webhook_token, relays) if mode == "webhook" else {}),
-                )
-                for i in range(clients)
-            ]
-            for mode in modes
-        }
+
+        def new_client(mode: str, i: int) -> ModeClient:
+            """Client i of `mode`, on server i mod n (through the link's relay, with one)."""
+            target, options = through_link(relays, mode, urls[i % len(urls)])
+            if mode == "webhook":
+                options["webhook_token"] = webhook_token
+            return make_client(
+                mode, target, symbol, poll_interval=poll_interval, keep_all_delays=True, seed=i, **options
+            )
+
+        by_mode = {mode: [new_client(mode, i) for i in range(clients)] for mode in modes}
         everyone = [c for group in by_mode.values() for c in group]
         tasks = [asyncio.create_task(c.run()) for c in everyone]
         started = time.monotonic()
@@ -341,6 +301,19 @@ async def measure(
             "instances": instances,
         },
     }
+
+
+@contextlib.asynccontextmanager
+async def open_link(link: LinkProfile | None) -> AsyncIterator[Link | None]:
+    """The link's relays for the run (None when `link` emulates nothing), closed after it."""
+    if link is None or not link.emulates:
+        yield None
+        return
+    relays = Link(link, seed=0)
+    try:
+        yield relays
+    finally:
+        await asyncio.to_thread(relays.close)
 
 
 def unreachable(exc: httpx.HTTPError, urls: Sequence[str]) -> str:

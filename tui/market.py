@@ -30,14 +30,13 @@ from typing import Any, ClassVar
 
 import httpx
 from pydantic import ValidationError
-from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosedOK, WebSocketException
 
 from server.schema import Tick
 from tui.modes import Backoff, ConnectionState, LimitExceeded, Limits, ModeError, ModeStats, ServerClock
 from tui.modes.base import describe
 from tui.modes.bounded import fetch
-from tui.modes.ws import ws_url
+from tui.modes.ws import open_socket, parse_frame
 from tui.quote import QuoteState, SessionQuote
 from tui.timeline import Published
 
@@ -101,7 +100,10 @@ class MarketFeed:
 
     def published(self, symbol: str) -> deque[Published]:
         """The symbol's ticks at their publish time on the local clock, oldest first (live: copy it)."""
-        return self._published.setdefault(symbol, deque(maxlen=KEPT))
+        kept = self._published.get(symbol)
+        if kept is None:
+            kept = self._published[symbol] = deque(maxlen=KEPT)
+        return kept
 
     def recent_prices(self, symbol: str) -> list[float]:
         """The symbol's last prices, oldest first (a copy)."""
@@ -143,14 +145,7 @@ class MarketFeed:
             await self.clock.sync(http, self.server_url, stats=self.stats, limits=self.limits)
             if not self.symbols:
                 self.symbols = await self._list_symbols(http)
-        socket = connect(
-            ws_url(self.server_url),
-            compression=None,
-            max_size=self.limits.ws_message_bytes,
-            open_timeout=self.limits.request_deadline,
-            close_timeout=2.0,
-        )
-        async with socket as ws:
+        async with open_socket(self.server_url, self.limits) as ws:
             await ws.send(json.dumps(self._subscribe_op()), text=True)
             while True:
                 try:
@@ -180,13 +175,7 @@ class MarketFeed:
         return op
 
     def _take_frame(self, message: bytes) -> None:
-        try:
-            frame = json.loads(message)
-        except RecursionError:
-            raise ModeError(f"unexpected frame: {message[:80]!r}") from None
-        if not isinstance(frame, dict):
-            raise ModeError(f"unexpected frame: {message[:80]!r}")
-        kind = frame.pop("type", None)
+        kind, frame = parse_frame(message)
         if kind == "tick":
             self.take(Tick.model_validate(frame), self.clock.local())
         elif kind == "subscribed":
@@ -211,7 +200,10 @@ class MarketFeed:
             session = self._quotes[tick.symbol] = SessionQuote(tick.symbol)
         session.take(tick, at=at)
         self.published(tick.symbol).append(Published(tick.ts - self.clock.offset, tick.seq))
-        self._prices.setdefault(tick.symbol, deque(maxlen=RECENT_PRICES)).append(tick.price)
+        prices = self._prices.get(tick.symbol)
+        if prices is None:
+            prices = self._prices[tick.symbol] = deque(maxlen=RECENT_PRICES)
+        prices.append(tick.price)
         for listener in list(self.listeners):
             try:
                 listener(tick, at)

@@ -28,7 +28,7 @@ from functools import lru_cache
 from tui.format import fmt_ms, fmt_rate
 from tui.modes.webhook import HEALTH_EVERY
 
-__all__ = ["ModeTheory", "PollTheory", "mode_theory", "poll_theory"]
+__all__ = ["ModeTheory", "PollTheory", "mode_theory", "poll_beat", "poll_theory", "poll_theory_over"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +54,8 @@ class PollTheory:
 def poll_theory_over(rate: float, interval: float, latency_s: float) -> PollTheory | None:
     """`poll_theory` over a link of one-way latency `latency_s`: the client waits for each answer,
     so the server sees polls at least a round trip apart, and every answer travels `latency_s`
-    more (delays grow by it; the rest is polling's at the server)."""
-    beat = max(interval, 2 * latency_s)
-    theory = poll_theory(rate, beat)
+    more (delays grow by it; the rest is polling's at the server, at `poll_beat`)."""
+    theory = poll_theory(rate, poll_beat(interval, latency_s))
     if theory is None or latency_s <= 0:
         return theory
     return replace(
@@ -153,6 +152,14 @@ def mode_theory(
     raise ValueError(f"no theory for mode {mode!r}")
 
 
+def poll_beat(interval: float, latency_s: float, service_s: float = 0.0) -> float:
+    """How far apart the server sees polls every `interval` s over a link of one-way latency
+    `latency_s`: the client waits for each answer, so never closer than a round trip (2L, plus a
+    handshake's 2L once a lull beyond `KEEPALIVE_S` closed the connection, plus `service_s`)."""
+    round_trip = (2 if interval <= KEEPALIVE_S else 4) * latency_s + service_s
+    return max(interval, round_trip)
+
+
 def poll_on_link(rate: float, interval: float, latency_s: float, service_s: float = 0.0) -> ModeTheory | None:
     """Polling over a link: the tick's age when the server answers, plus L for the answer's trip.
 
@@ -165,8 +172,7 @@ def poll_on_link(rate: float, interval: float, latency_s: float, service_s: floa
     """
     if interval <= 0:
         return None
-    round_trip = (2 if interval <= KEEPALIVE_S else 4) * latency_s + service_s
-    effective = max(interval, round_trip)
+    effective = poll_beat(interval, latency_s, service_s)
     hit = -math.expm1(-rate * effective)  # a poll finds something new
 
     def delay(q: float) -> float:

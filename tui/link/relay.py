@@ -230,28 +230,23 @@ class Link:
                 return
             writers.append(server_writer)
             latency = self._profile.latency_ms / 1000
-            up = Direction(
-                profile=lambda: self._profile,
-                counters=self._counters,
-                queue_limit=self.queue_limit,
-                up=True,
-                source=client_reader,
-                sink=server_writer,
-                source_transport=client_writer.transport,
-                not_before=accepted_at + 2 * latency,
-                rng=self._rng(number, "up"),
-            )
-            down = Direction(
-                profile=lambda: self._profile,
-                counters=self._counters,
-                queue_limit=self.queue_limit,
-                up=False,
-                source=server_reader,
-                sink=client_writer,
-                source_transport=server_writer.transport,
-                not_before=accepted_at + 3 * latency,
-                rng=self._rng(number, "down"),
-            )
+
+            def direction(up: bool, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> Direction:
+                # The handshake's round trip: the client's first bytes leave 2L after the accept,
+                # the server's first 3L after it (its SYN-ACK's way back, then the request's way).
+                return Direction(
+                    profile=lambda: self._profile,
+                    counters=self._counters,
+                    queue_limit=self.queue_limit,
+                    up=up,
+                    source=source,
+                    sink=sink,
+                    source_transport=(client_writer if up else server_writer).transport,  # (the source side)
+                    not_before=accepted_at + (2 if up else 3) * latency,
+                    rng=self._rng(number, "up" if up else "down"),
+                )
+
+            up, down = direction(True, client_reader, server_writer), direction(False, server_reader, client_writer)
             await asyncio.gather(up.run(), down.run())
             for writer in writers:
                 writer.close()

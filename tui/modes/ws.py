@@ -10,9 +10,10 @@ from websockets.exceptions import ConnectionClosedOK, WebSocketException
 
 from server.schema import Tick
 from tui.modes.base import ModeClient, ModeError
+from tui.modes.limits import Limits
 from tui.modes.wire import head_bytes, ws_frame_bytes
 
-__all__ = ["WsClient"]
+__all__ = ["WsClient", "open_socket", "parse_frame", "ws_url"]
 
 
 def ws_url(server_url: str) -> str:
@@ -20,6 +21,30 @@ def ws_url(server_url: str) -> str:
     if server_url.startswith("https://"):
         return "wss://" + server_url.removeprefix("https://") + "/ws"
     return "ws://" + server_url.removeprefix("http://") + "/ws"
+
+
+def open_socket(server_url: str, limits: Limits) -> connect:
+    """The `/ws` socket as our clients open it: no compression (ticks are small and per-socket
+    deflate state costs more than it saves); a message over `limits.ws_message_bytes` closes it
+    with 1009 before it is read; the handshake bounded by the request deadline (a trickled one too)."""
+    return connect(
+        ws_url(server_url),
+        compression=None,
+        max_size=limits.ws_message_bytes,
+        open_timeout=limits.request_deadline,
+        close_timeout=2.0,
+    )
+
+
+def parse_frame(message: bytes) -> tuple[object, dict[str, Any]]:
+    """A server frame's `type` and the rest of it; `ModeError` for anything but a JSON object."""
+    try:
+        frame = json.loads(message)
+    except RecursionError:  # deeply nested: not ours, and not worth a traceback
+        raise ModeError(f"unexpected frame: {message[:80]!r}") from None
+    if not isinstance(frame, dict):
+        raise ModeError(f"unexpected frame: {message[:80]!r}")
+    return frame.pop("type", None), frame
 
 
 class WsClient(ModeClient):
@@ -47,17 +72,7 @@ class WsClient(ModeClient):
         return op
 
     async def receive(self) -> None:
-        # No compression: ticks are small and per-socket deflate state costs more than it saves.
-        # max_size: a bigger message closes the socket with 1009 before it is read; open_timeout
-        # bounds the handshake (a trickled one too).
-        socket = connect(
-            ws_url(self.server_url),
-            compression=None,
-            max_size=self.limits.ws_message_bytes,
-            open_timeout=self.limits.request_deadline,
-            close_timeout=2.0,
-        )
-        async with socket as ws:
+        async with open_socket(self.server_url, self.limits) as ws:
             stats = self.stats
             stats.requests += 1
             stats.open_connections = 1
@@ -82,13 +97,7 @@ class WsClient(ModeClient):
 
     def take(self, message: bytes) -> None:
         """Handle one frame from the server."""
-        try:
-            frame = json.loads(message)
-        except RecursionError:  # deeply nested: not ours, and not worth a traceback
-            raise ModeError(f"unexpected frame: {message[:80]!r}") from None
-        if not isinstance(frame, dict):
-            raise ModeError(f"unexpected frame: {message[:80]!r}")
-        kind = frame.pop("type", None)
+        kind, frame = parse_frame(message)
         if kind == "tick":
             self.accept(Tick.model_validate(frame), len(message))
         elif kind == "gap":

@@ -90,11 +90,16 @@ def measured(client: ModeClient) -> tuple[float | None, ...]:
     )
 
 
+def theory_shown(mode: str, latency_s: float) -> bool:
+    """Whether theory has a row under a pane of `mode`: on loopback only polling's (push is a
+    millisecond, nothing to learn from a row of zeros); over a link of latency, every mode's."""
+    return mode == "poll" or latency_s > 0
+
+
 def expected(client: ModeClient, tick_rate: float | None, latency_s: float = 0.0) -> tuple[float | None, ...] | None:
     """What theory says a pane should measure (`tui.theory.mode_theory`), or None when it has
-    nothing to say: on loopback it speaks only of polling (push is a millisecond, nothing to
-    learn from a row of zeros); over an emulated link, of every mode."""
-    if not tick_rate or (client.mode != "poll" and latency_s <= 0):
+    nothing to say (no rate yet, or `theory_shown` says no row)."""
+    if not tick_rate or not theory_shown(client.mode, latency_s):
         return None
     theory = mode_theory(client.mode, tick_rate, interval=client.poll_interval, latency_s=latency_s)
     if theory is None:
